@@ -1,0 +1,28 @@
+//! parley's Talker: turns the Thinker's streaming tokens into 24 kHz speech, chunk by chunk, so
+//! audio starts while the Thinker is still writing.
+//!
+//! The CPU profile's hibari TTS and Qwen2.5-Omni's Talker + Token2Wav live here, one file per
+//! model component. Both implement [`Talker`].
+
+
+use parley_thinker::seam::ThinkerToken;
+use parley_thinker::stream::{CancelGuard, Step};
+
+/// A streaming speech generator for one answer at a time.
+pub trait Talker: Send {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Feeds the next Thinker token of the current answer.
+    fn push_token(&mut self, token: &ThinkerToken) -> Result<(), Self::Error>;
+
+    /// The current answer's text is complete: speak whatever is left.
+    fn finish(&mut self);
+
+    /// The next chunk of 24 kHz mono PCM. `Pending` while waiting for more text (e.g. the first
+    /// phrase boundary), `Done` once the finished answer is fully spoken. Checks `cancel` before
+    /// every model step.
+    fn next_chunk(&mut self, cancel: &CancelGuard) -> Result<Step<Vec<f32>>, Self::Error>;
+
+    /// Drops the current answer (barge-in) and starts clean.
+    fn reset(&mut self);
+}

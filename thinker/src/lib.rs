@@ -1,0 +1,10 @@
+//! parley's Thinker: hears the user and thinks.
+//!
+//! - [`stream`]: the streaming vocabulary (`Step`, `StreamingModule`, cancellation) all stages use.
+//! - [`seam`]: what the Thinker streams to the Talker (`ThinkerToken`) and the `Thinker` trait.
+//!
+//! The CPU profile's models (Silero VAD, Whisper, GGUF LLM) and Qwen2.5-Omni's audio encoder and
+//! Thinker live here, one file per model component.
+
+pub mod seam;
+pub mod stream;
