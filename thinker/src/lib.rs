@@ -8,3 +8,4 @@
 
 pub mod seam;
 pub mod stream;
+pub mod vad;
