@@ -9,3 +9,4 @@
 pub mod seam;
 pub mod stream;
 pub mod vad;
+pub mod whisper;
