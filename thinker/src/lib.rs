@@ -6,6 +6,7 @@
 //! The CPU profile's models (Silero VAD, Whisper, GGUF LLM) and Qwen2.5-Omni's audio encoder and
 //! Thinker live here, one file per model component.
 
+pub mod llm;
 pub mod seam;
 pub mod stream;
 pub mod vad;

@@ -1,0 +1,112 @@
+//! The model's chat template (`tokenizer.chat_template`, Jinja) rendered with minijinja.
+//!
+//! Rendered the way HF `apply_chat_template` does: `trim_blocks` and `lstrip_blocks` on,
+//! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`, and a
+//! `raise_exception` function.
+
+use minijinja::{Environment, ErrorKind, context};
+use serde::{Deserialize, Serialize};
+
+use super::LlmError;
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: "assistant".into(),
+            content: content.into(),
+        }
+    }
+}
+
+const TEMPLATE_NAME: &str = "chat";
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate").finish_non_exhaustive()
+    }
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; `bos_token`/`eos_token` are the strings templates may print.
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, LlmError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.add_function("raise_exception", |message: String| -> Result<String, _> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+        });
+        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+            .map_err(|e| LlmError::Template(e.to_string()))?;
+        Ok(Self {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Renders the conversation; with `add_generation_prompt` the text ends where the
+    /// assistant's answer begins.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, LlmError> {
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| LlmError::Template(e.to_string()))?;
+        template
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            })
+            .map_err(|e| LlmError::Template(e.to_string()))
+    }
+
+    /// The text the template puts right after an assistant message's content (for ChatML:
+    /// `<|im_end|>\n`). Its first token is the model's end-of-turn token.
+    pub fn assistant_suffix(&self) -> Result<String, LlmError> {
+        // A marker no template alters, to find where the content ends.
+        const MARKER: &str = "\u{1}parley-end-probe\u{1}";
+        let messages = [
+            ChatMessage::user("hi"),
+            ChatMessage::assistant(MARKER),
+            ChatMessage::user("bye"),
+        ];
+        let text = self.render(&messages, false)?;
+        let after = text.find(MARKER).map(|at| &text[at + MARKER.len()..]);
+        let before_next_user = after.and_then(|rest| rest.find("bye").map(|end| &rest[..end]));
+        before_next_user.map(str::to_string).ok_or_else(|| {
+            LlmError::Template("the template does not print assistant messages".into())
+        })
+    }
+}

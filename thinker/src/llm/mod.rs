@@ -1,0 +1,58 @@
+//! The CPU profile's Thinker: a GGUF LLM (llama or qwen2 architecture) that keeps the
+//! conversation in its KV cache and streams its answer token by token.
+//!
+//! - [`gguf_tokenizer`]: byte-level BPE built from the GGUF vocabulary and merges.
+//! - [`chat_template`]: the model's Jinja chat template from the GGUF metadata.
+//! - [`model`]: the quantized decoder with a truncatable KV cache.
+//! - [`session`]: [`GgufThinker`], the conversation, sampling and the `Thinker` trait.
+
+pub mod chat_template;
+pub mod gguf_tokenizer;
+pub mod model;
+pub mod session;
+
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use gguf_tokenizer::GgufTokenizer;
+pub use model::{GgufModel, ModelConfig};
+pub use session::{GgufThinker, SessionConfig};
+
+use std::path::PathBuf;
+
+/// Why the LLM could not load or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable GGUF file: {message}")]
+    Gguf { path: PathBuf, message: String },
+    #[error("GGUF architecture `{0}` is not supported (supported: llama, qwen2)")]
+    UnsupportedArchitecture(String),
+    #[error("unsupported tokenizer: {0}")]
+    UnsupportedTokenizer(String),
+    #[error("GGUF metadata `{0}` is missing")]
+    MissingMetadata(String),
+    #[error("GGUF metadata `{0}` is invalid: {1}")]
+    BadMetadata(String, String),
+    #[error("GGUF weights: {0}")]
+    Weights(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("tokenizing: {0}")]
+    Tokenize(String),
+    #[error(
+        "the turn needs {needed} positions but the context holds {limit}; shorten the turn or \
+         raise `context_tokens`"
+    )]
+    ContextFull { needed: usize, limit: usize },
+    #[error("no answer is in progress; call `user_turn` first")]
+    NoAnswer,
+    #[error("invalid session config: {0}")]
+    Config(String),
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,531 @@
+//! [`GgufThinker`]: one conversation with a GGUF LLM, kept in the KV cache across turns.
+//!
+//! How a turn reaches the model: the whole conversation (with the new user message and the
+//! generation prompt) is rendered through the chat template, and only the text after what the
+//! cache already holds is tokenized and prefilled. Earlier turns are never prefilled again. The
+//! cache holds the previous answer's tokens exactly as generated; the template's end-of-turn text
+//! (`<|im_end|>\n` for ChatML) is the start of the next suffix. Tokenizing the suffix on its own
+//! equals tokenizing the full rendering because each suffix starts with a special token.
+//! If a template rewrites earlier turns (the rendering no longer starts with the cached text),
+//! the conversation is prefilled again from the start, which is correct, only slower.
+//!
+//! The answer is generated lazily: `next_event` feeds the previous token, samples the next and
+//! emits it, so a token is handed out as soon as it is sampled. On barge-in, `truncate_answer`
+//! rolls the KV cache back to the longest common prefix of the generated tokens and the heard
+//! text's tokens; the rest of the heard text is prefilled with the next turn.
+//!
+//! When the conversation would outgrow the context (`context_tokens`, at most the model's
+//! context length) the history is dropped: the turn is prefilled after the system prompt alone.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use serde::{Deserialize, Serialize};
+
+use super::LlmError;
+use super::chat_template::{ChatMessage, ChatTemplate};
+use super::gguf_tokenizer::{GgufTokenizer, Utf8Stream};
+use super::model::{GgufModel, ModelConfig};
+use crate::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
+use crate::stream::CancelGuard;
+
+/// Prefill at most this many tokens per forward pass (bounds the attention scores' memory).
+const PREFILL_CHUNK: usize = 512;
+
+/// Per-session generation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// The system message at the start of the conversation; `None` keeps the template's own
+    /// default (if it has one).
+    pub system_prompt: Option<String>,
+    /// Sampling temperature; 0 means greedy (argmax).
+    pub temperature: f64,
+    /// Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.
+    pub top_p: f64,
+    /// Longest answer in tokens; a longer one stops with `StopReason::MaxTokens`.
+    pub max_tokens: usize,
+    /// Seed of the sampler (the session is reproducible for a given seed).
+    pub seed: u64,
+    /// Penalty for tokens repeated within the answer's last `repeat_last_n` tokens; 1 disables.
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+    /// Conversation length limit in tokens; `None` is the model's context length.
+    pub context_tokens: Option<usize>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            system_prompt: Some(
+                "You are a helpful voice assistant. Answer briefly, in plain spoken sentences."
+                    .to_string(),
+            ),
+            temperature: 0.7,
+            top_p: 0.9,
+            max_tokens: 256,
+            seed: 299_792_458,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            context_tokens: None,
+        }
+    }
+}
+
+impl SessionConfig {
+    fn validate(&self) -> Result<(), LlmError> {
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(LlmError::Config(format!(
+                "temperature must be >= 0, got {}",
+                self.temperature
+            )));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(LlmError::Config(format!(
+                "top_p must be in (0, 1], got {}",
+                self.top_p
+            )));
+        }
+        if self.max_tokens == 0 {
+            return Err(LlmError::Config("max_tokens must be at least 1".into()));
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            return Err(LlmError::Config(format!(
+                "repeat_penalty must be > 0, got {}",
+                self.repeat_penalty
+            )));
+        }
+        if self.context_tokens == Some(0) {
+            return Err(LlmError::Config("context_tokens must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn sampler(&self) -> LogitsProcessor {
+        let sampling = if self.temperature == 0.0 {
+            Sampling::ArgMax
+        } else if self.top_p >= 1.0 {
+            Sampling::All {
+                temperature: self.temperature,
+            }
+        } else {
+            Sampling::TopP {
+                p: self.top_p,
+                temperature: self.temperature,
+            }
+        };
+        LogitsProcessor::from_sampling(self.seed, sampling)
+    }
+}
+
+/// The answer being generated (or just finished) for the last user turn.
+#[derive(Debug)]
+struct Answer {
+    /// KV position of the answer's first token.
+    start: usize,
+    /// Tokens emitted so far (after `truncate_answer`: the heard text's tokens).
+    ids: Vec<u32>,
+    /// How many of `ids` are in the KV cache.
+    fed: usize,
+    /// Logits for the next token, when `fed == ids.len()` and they are not used yet.
+    logits: Option<Tensor>,
+    /// Answers stop at this many tokens (`max_tokens`, or less near the context limit).
+    budget: usize,
+    text: Utf8Stream,
+    /// The answer's text as heard by the user (`truncate_answer`), replacing the generated one.
+    heard: Option<String>,
+    finished: Option<StopReason>,
+}
+
+/// A conversation with a GGUF LLM (llama or qwen2 architecture, byte-level BPE tokenizer).
+pub struct GgufThinker {
+    model: GgufModel,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    end_of_turn: Vec<u32>,
+    config: SessionConfig,
+    sampler: LogitsProcessor,
+    /// Committed messages: system prompt, user turns and finished answers.
+    history: Vec<ChatMessage>,
+    /// The rendered text the KV cache holds, up to the start of the current answer.
+    cached_text: String,
+    /// The tokens in the KV cache (`len == model.position()`).
+    cached_ids: Vec<u32>,
+    answer: Option<Answer>,
+    last_prefill: usize,
+}
+
+impl std::fmt::Debug for GgufThinker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufThinker")
+            .field("model", &self.model.config)
+            .field("config", &self.config)
+            .field("position", &self.model.position())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GgufThinker {
+    /// Loads a GGUF model with its tokenizer and chat template.
+    pub fn load(path: impl AsRef<Path>, config: SessionConfig) -> Result<Self, LlmError> {
+        config.validate()?;
+        let path = path.as_ref();
+        let io_err = |source| LlmError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io_err)?);
+        let content = gguf_file::Content::read(&mut file).map_err(|e| LlmError::Gguf {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let tokenizer = GgufTokenizer::from_gguf(&content)?;
+        let template_source = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .ok_or_else(|| LlmError::MissingMetadata("tokenizer.chat_template".into()))?;
+        let token_text = |id: Option<u32>| {
+            id.and_then(|id| tokenizer.token(id))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let template = ChatTemplate::new(
+            &template_source,
+            &token_text(tokenizer.bos_id),
+            &token_text(tokenizer.eos_id),
+        )?;
+        let model = GgufModel::from_gguf(&content, &mut file, &Device::Cpu)?;
+        if tokenizer.vocab_size() == 0 {
+            return Err(LlmError::MissingMetadata("tokenizer.ggml.tokens".into()));
+        }
+
+        // End of an answer: eos / eot from the metadata and the token the template closes an
+        // assistant message with (e.g. `<|im_end|>`), found by rendering, not by number.
+        let mut end_of_turn: Vec<u32> = [tokenizer.eos_id, tokenizer.eot_id]
+            .into_iter()
+            .flatten()
+            .collect();
+        let suffix = template.assistant_suffix()?;
+        if let Some(&first) = tokenizer.encode(&suffix)?.first()
+            && tokenizer.is_control(first)
+            && !end_of_turn.contains(&first)
+        {
+            end_of_turn.push(first);
+        }
+
+        let mut thinker = Self {
+            model,
+            tokenizer,
+            template,
+            end_of_turn,
+            sampler: config.sampler(),
+            config,
+            history: Vec::new(),
+            cached_text: String::new(),
+            cached_ids: Vec::new(),
+            answer: None,
+            last_prefill: 0,
+        };
+        thinker.reset();
+        Ok(thinker)
+    }
+
+    /// Changes the session settings. A changed system prompt or context limit starts a new
+    /// conversation; sampling settings apply from the next token.
+    pub fn set_config(&mut self, config: SessionConfig) -> Result<(), LlmError> {
+        config.validate()?;
+        let restart = config.system_prompt != self.config.system_prompt
+            || config.context_tokens != self.config.context_tokens;
+        self.sampler = config.sampler();
+        self.config = config;
+        if restart {
+            self.reset();
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.model.config
+    }
+
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// Tokens that end an answer (besides any other control token).
+    pub fn end_of_turn_ids(&self) -> &[u32] {
+        &self.end_of_turn
+    }
+
+    /// Committed messages (the answer in progress is added when the next turn starts).
+    pub fn history(&self) -> &[ChatMessage] {
+        &self.history
+    }
+
+    /// The tokens in the KV cache, in order.
+    pub fn cached_tokens(&self) -> &[u32] {
+        &self.cached_ids
+    }
+
+    /// How many tokens the last `user_turn` (or `load_history`) ran through prefill.
+    pub fn last_prefill_tokens(&self) -> usize {
+        self.last_prefill
+    }
+
+    /// The conversation length limit in tokens.
+    pub fn context_limit(&self) -> usize {
+        let model_limit = self.model.config.context_length;
+        self.config
+            .context_tokens
+            .map_or(model_limit, |c| c.min(model_limit))
+    }
+
+    /// Starts over from a whole conversation (ending with a user message) prefilled at once,
+    /// e.g. to restore a saved session. The messages are used as given (system prompt included).
+    pub fn load_history(&mut self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        if messages.last().is_none_or(|m| m.role != "user") {
+            return Err(LlmError::Config(
+                "a loaded conversation must end with a user message".into(),
+            ));
+        }
+        let rendered = self.template.render(messages, true)?;
+        let ids = self.tokenizer.encode(&rendered)?;
+        self.check_fits(ids.len())?;
+        self.reset();
+        self.history = messages.to_vec();
+        self.start_answer(rendered, Vec::new(), ids)
+    }
+
+    fn system_messages(&self) -> Vec<ChatMessage> {
+        self.config
+            .system_prompt
+            .iter()
+            .map(ChatMessage::system)
+            .collect()
+    }
+
+    /// A prompt of `prompt_len` tokens must leave room for at least one answer token.
+    fn check_fits(&self, prompt_len: usize) -> Result<(), LlmError> {
+        let limit = self.context_limit();
+        if prompt_len + 1 > limit {
+            return Err(LlmError::ContextFull {
+                needed: prompt_len + 1,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Prefills `carried` (unfed tokens of the previous answer) and `ids` after the first
+    /// `keep` cached tokens, and opens a new answer. `rendered` is the text the cache then holds.
+    fn start_answer(
+        &mut self,
+        rendered: String,
+        carried: Vec<u32>,
+        ids: Vec<u32>,
+    ) -> Result<(), LlmError> {
+        let mut tokens = carried;
+        tokens.extend(ids);
+        let mut logits = None;
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            logits = Some(self.model.forward(chunk)?);
+            self.cached_ids.extend_from_slice(chunk);
+        }
+        let logits = logits.ok_or_else(|| LlmError::Internal("empty prefill".into()))?;
+        self.last_prefill = tokens.len();
+        self.cached_text = rendered;
+        let start = self.model.position();
+        self.answer = Some(Answer {
+            start,
+            ids: Vec::new(),
+            fed: 0,
+            logits: Some(logits),
+            budget: self.config.max_tokens.min(self.context_limit() - start),
+            text: Utf8Stream::default(),
+            heard: None,
+            finished: None,
+        });
+        Ok(())
+    }
+
+    fn sample(&mut self, logits: &Tensor, answer_ids: &[u32]) -> Result<u32, LlmError> {
+        let logits = if self.config.repeat_penalty == 1.0 || answer_ids.is_empty() {
+            logits.clone()
+        } else {
+            let from = answer_ids.len().saturating_sub(self.config.repeat_last_n);
+            candle_transformers::utils::apply_repeat_penalty(
+                logits,
+                self.config.repeat_penalty,
+                &answer_ids[from..],
+            )?
+        };
+        Ok(self.sampler.sample(&logits)?)
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Thinker for GgufThinker {
+    type Error = LlmError;
+
+    fn user_turn(&mut self, text: &str) -> Result<(), LlmError> {
+        // Plan on copies first so an error (e.g. a turn too long for the context) loses nothing.
+        let mut history = self.history.clone();
+        let mut cached_text = self.cached_text.clone();
+        let mut carried = Vec::new();
+        if let Some(answer) = &self.answer {
+            let answer_text = match &answer.heard {
+                Some(heard) => heard.clone(),
+                None => self.tokenizer.decode(&answer.ids),
+            };
+            cached_text.push_str(&answer_text);
+            history.push(ChatMessage::assistant(answer_text));
+            carried = answer.ids[answer.fed..].to_vec();
+        }
+        history.push(ChatMessage::user(text));
+        let rendered = self.template.render(&history, true)?;
+
+        let position = self.model.position();
+        let limit = self.context_limit();
+        let incremental = match rendered.strip_prefix(&cached_text) {
+            Some(suffix) => {
+                let ids = self.tokenizer.encode(suffix)?;
+                let fits = position + carried.len() + ids.len() + self.config.max_tokens <= limit;
+                fits.then_some(ids)
+            }
+            None => {
+                tracing::debug!("chat template rewrote earlier turns; prefilling from the start");
+                None
+            }
+        };
+        match incremental {
+            Some(ids) => {
+                self.history = history;
+                self.start_answer(rendered, carried, ids)
+            }
+            None => {
+                // Start over: the whole rendering if it fits, else the system prompt and this
+                // turn alone.
+                let ids = self.tokenizer.encode(&rendered)?;
+                let (history, rendered, ids) = if ids.len() + self.config.max_tokens <= limit {
+                    (history, rendered, ids)
+                } else {
+                    let mut short = self.system_messages();
+                    short.push(ChatMessage::user(text));
+                    let rendered = self.template.render(&short, true)?;
+                    let ids = self.tokenizer.encode(&rendered)?;
+                    tracing::info!(
+                        limit,
+                        "conversation outgrew the context; keeping only the system prompt and the \
+                         last turn"
+                    );
+                    (short, rendered, ids)
+                };
+                self.check_fits(ids.len())?;
+                self.model.clear();
+                self.cached_ids.clear();
+                self.answer = None;
+                self.history = history;
+                self.start_answer(rendered, Vec::new(), ids)
+            }
+        }
+    }
+
+    fn next_event(&mut self, cancel: &CancelGuard) -> Result<ThinkerEvent, LlmError> {
+        let answer = self.answer.as_mut().ok_or(LlmError::NoAnswer)?;
+        if let Some(reason) = answer.finished {
+            return Ok(ThinkerEvent::Done {
+                reason,
+                tokens: answer.ids.len(),
+            });
+        }
+        let stop = if cancel.is_cancelled() {
+            Some(StopReason::Cancelled)
+        } else if answer.ids.len() >= answer.budget {
+            Some(StopReason::MaxTokens)
+        } else {
+            None
+        };
+        if let Some(reason) = stop {
+            answer.finished = Some(reason);
+            return Ok(ThinkerEvent::Done {
+                reason,
+                tokens: answer.ids.len(),
+            });
+        }
+        if answer.fed < answer.ids.len() {
+            let logits = self.model.forward(&answer.ids[answer.fed..])?;
+            self.cached_ids.extend_from_slice(&answer.ids[answer.fed..]);
+            answer.fed = answer.ids.len();
+            answer.logits = Some(logits);
+        }
+        let logits = answer
+            .logits
+            .take()
+            .ok_or_else(|| LlmError::Internal("no logits for the next token".into()))?;
+        let answer_ids = std::mem::take(&mut answer.ids);
+        let sampled = self.sample(&logits, &answer_ids);
+        // `answer` was borrowed from `self.answer`, which `sample` does not touch.
+        let answer = self
+            .answer
+            .as_mut()
+            .ok_or_else(|| LlmError::Internal("answer vanished while sampling".into()))?;
+        answer.ids = answer_ids;
+        let id = sampled?;
+        if self.end_of_turn.contains(&id) || self.tokenizer.is_control(id) {
+            answer.finished = Some(StopReason::EndOfTurn);
+            return Ok(ThinkerEvent::Done {
+                reason: StopReason::EndOfTurn,
+                tokens: answer.ids.len(),
+            });
+        }
+        answer.ids.push(id);
+        let mut bytes = Vec::new();
+        self.tokenizer.token_bytes(id, &mut bytes);
+        let text = answer.text.push(&bytes);
+        Ok(ThinkerEvent::Token(ThinkerToken {
+            id,
+            text,
+            hidden: None,
+            embedding: None,
+        }))
+    }
+
+    fn truncate_answer(&mut self, heard_text: &str) -> Result<(), LlmError> {
+        let heard_ids = self.tokenizer.encode(heard_text)?;
+        let answer = self.answer.as_mut().ok_or(LlmError::NoAnswer)?;
+        let keep = common_prefix(&heard_ids, &answer.ids[..answer.fed]);
+        self.model.truncate(answer.start + keep);
+        self.cached_ids.truncate(answer.start + keep);
+        answer.ids = heard_ids;
+        answer.fed = keep;
+        answer.logits = None;
+        answer.heard = Some(heard_text.to_string());
+        answer.finished.get_or_insert(StopReason::Cancelled);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.model.clear();
+        self.history = self.system_messages();
+        self.cached_text.clear();
+        self.cached_ids.clear();
+        self.answer = None;
+        self.last_prefill = 0;
+        self.sampler = self.config.sampler();
+    }
+}
