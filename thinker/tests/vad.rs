@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use parley_audio_io::constants::MODEL_INPUT_RATE;
 use parley_audio_io::wav::read_wav;
 use parley_thinker::stream::{Step, StreamingModule};
 use parley_thinker::vad::{
@@ -81,11 +80,6 @@ fn goldens() -> Vec<Golden> {
                 .collect(),
         })
         .collect()
-}
-
-#[test]
-fn vad_rate_is_the_model_input_rate() {
-    assert_eq!(SAMPLE_RATE, MODEL_INPUT_RATE);
 }
 
 #[test]

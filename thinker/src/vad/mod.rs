@@ -14,10 +14,8 @@ pub use endpoint::{EndpointConfig, EndpointEvent, Endpointer};
 pub use error::VadError;
 pub use silero::SileroVad;
 
-/// Sample rate Silero's 16 kHz model was trained for. Equal to
-/// `parley_audio_io::constants::MODEL_INPUT_RATE` (checked by a test); repeated here because it is
-/// a property of the model, and this crate does not depend on the audio crate.
-pub const SAMPLE_RATE: u32 = 16_000;
+/// Sample rate Silero's 16 kHz model was trained for: the models' input rate.
+pub const SAMPLE_RATE: u32 = parley_audio_io::constants::MODEL_INPUT_RATE;
 /// Samples per VAD window (32 ms): one probability each.
 pub const WINDOW_SAMPLES: usize = 512;
 /// Samples of the previous window the model sees in front of each window.
@@ -52,10 +50,10 @@ impl VadWindow {
 
 /// Whole milliseconds at [`SAMPLE_RATE`], rounded down.
 pub(crate) fn samples_to_ms(samples: u64) -> u64 {
-    samples * 1000 / u64::from(SAMPLE_RATE)
+    parley_audio_io::constants::samples_to_ms(samples, SAMPLE_RATE)
 }
 
 /// Samples covered by `ms` at [`SAMPLE_RATE`], rounded down.
 pub(crate) fn ms_to_samples(ms: u32) -> u64 {
-    u64::from(ms) * u64::from(SAMPLE_RATE) / 1000
+    parley_audio_io::constants::ms_to_samples(u64::from(ms), SAMPLE_RATE)
 }

@@ -30,7 +30,7 @@ use super::mel::LogMel;
 use crate::stream::CancelGuard;
 
 /// Whisper's sample rate; the engine feeds 16 kHz model input (`MODEL_INPUT_RATE`).
-pub const SAMPLE_RATE: u32 = 16_000;
+pub const SAMPLE_RATE: u32 = parley_audio_io::constants::MODEL_INPUT_RATE;
 /// Longest stretch the encoder takes at once (its 1500 positions are 3000 mel frames = 30 s).
 pub const MAX_WINDOW_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 
