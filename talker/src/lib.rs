@@ -4,6 +4,8 @@
 //! The CPU profile's hibari TTS and Qwen2.5-Omni's Talker + Token2Wav live here, one file per
 //! model component. Both implement [`Talker`].
 
+pub mod hibari;
+
 use parley_thinker::seam::ThinkerToken;
 use parley_thinker::stream::{CancelGuard, Step};
 
