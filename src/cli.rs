@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use parley_models::{self as models, InstallState, Profile, catalog, fetch};
+use parley_models::Profile;
+
+use crate::commands;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +27,40 @@ pub enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Transcribe a WAV file with the ears alone (Whisper), then print one timing line.
+    Transcribe {
+        /// Any PCM WAV; converted to 16 kHz mono.
+        file: PathBuf,
+    },
+    /// Stream the Thinker's answer to a prompt, then print prompt and decode speeds.
+    Generate {
+        prompt: String,
+        /// A llama- or qwen2-architecture GGUF file (default: the installed SmolLM2).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// System prompt (default: a brief voice-assistant prompt).
+        #[arg(long)]
+        system: Option<String>,
+        /// 0 is greedy.
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f64,
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+        #[arg(long, default_value_t = 299_792_458)]
+        seed: u64,
+    },
+    /// Speak text with the Talker alone (hibari) into a WAV file, then print time to first
+    /// audio and the real-time factor.
+    Say {
+        text: String,
+        #[arg(short, long, default_value = "say.wav")]
+        output: PathBuf,
+        /// Speaking rate (1.0 = normal).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f32,
     },
 }
 
@@ -60,7 +95,30 @@ pub enum ModelsCommand {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Devices => devices(),
+        Command::Devices => commands::devices::print_devices(),
+        Command::Transcribe { file } => commands::transcribe::run(&file),
+        Command::Generate {
+            prompt,
+            model,
+            system,
+            temperature,
+            top_p,
+            max_tokens,
+            seed,
+        } => commands::generate::run(commands::generate::GenerateArgs {
+            prompt,
+            model,
+            system,
+            temperature,
+            top_p,
+            max_tokens,
+            seed,
+        }),
+        Command::Say {
+            text,
+            output,
+            speed,
+        } => commands::say::run(&text, &output, speed),
         Command::Models { command } => match command {
             ModelsCommand::Fetch {
                 profile,
@@ -68,96 +126,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 dir,
                 offline,
                 force,
-            } => models_fetch(profile, &models, dir, offline, force),
-            ModelsCommand::List { dir, verify } => models_list(dir, verify),
+            } => commands::models::models_fetch(profile, &models, dir, offline, force),
+            ModelsCommand::List { dir, verify } => commands::models::models_list(dir, verify),
         },
     }
-}
-
-fn devices() -> anyhow::Result<()> {
-    crate::devices::print_devices()
-}
-
-fn models_fetch(
-    profile: Profile,
-    names: &[String],
-    dir: Option<PathBuf>,
-    offline: bool,
-    force: bool,
-) -> anyhow::Result<()> {
-    let models_dir = dir.unwrap_or_else(models::default_models_dir);
-    let specs: Vec<&catalog::ModelSpec> = if names.is_empty() {
-        catalog::models_for(profile).collect()
-    } else {
-        names
-            .iter()
-            .map(|n| catalog::find(n).ok_or_else(|| models::ModelError::Unknown(n.clone())))
-            .collect::<Result<_, _>>()?
-    };
-    eprintln!("models directory: {}", models_dir.display());
-    let opts = fetch::FetchOptions {
-        models_dir,
-        offline,
-        force,
-    };
-    let mut failed = Vec::new();
-    for spec in specs {
-        match fetch::fetch(spec, &opts) {
-            Ok(fetch::FetchOutcome::UpToDate(m)) => {
-                eprintln!("{}: up to date ({})", spec.name, m.source)
-            }
-            Ok(fetch::FetchOutcome::Installed(m)) => eprintln!(
-                "{}: installed from {} ({:.1} MB)",
-                spec.name,
-                m.source,
-                m.total_bytes() as f64 / 1e6
-            ),
-            Err(e) => {
-                eprintln!("{}: {e}", spec.name);
-                failed.push(spec.name);
-            }
-        }
-    }
-    if !failed.is_empty() {
-        bail!("could not install: {}", failed.join(", "));
-    }
-    Ok(())
-}
-
-fn models_list(dir: Option<PathBuf>, verify: bool) -> anyhow::Result<()> {
-    let models_dir = dir.unwrap_or_else(models::default_models_dir);
-    println!("models directory: {}", models_dir.display());
-    println!(
-        "{:<24} {:<8} {:>9}  {:<12} source / problem",
-        "name", "profile", "size", "state"
-    );
-    for spec in catalog::CATALOG {
-        let profile = format!("{:?}", spec.profile).to_lowercase();
-        match models::check_install(&models_dir, spec.name, verify) {
-            InstallState::Ok(m) => println!(
-                "{:<24} {:<8} {:>7.1}MB  {:<12} {}",
-                spec.name,
-                profile,
-                m.total_bytes() as f64 / 1e6,
-                "installed",
-                m.source
-            ),
-            InstallState::Missing => println!(
-                "{:<24} {:<8} {:>9}  {:<12} {}",
-                spec.name, profile, "-", "missing", spec.summary
-            ),
-            InstallState::Broken(why) => println!(
-                "{:<24} {:<8} {:>9}  {:<12} {why}",
-                spec.name, profile, "-", "BROKEN"
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// Used by subcommands that need a model: a clear message naming the fix.
-#[allow(dead_code)]
-pub fn require_model(name: &str) -> anyhow::Result<PathBuf> {
-    models::installed_model_dir(&models::default_models_dir(), name)
-        .with_context(|| format!("loading {name}"))
 }
