@@ -7,14 +7,69 @@
 //! caches, so one step costs one token through the four layers. The encoder is candle's.
 
 use candle_core::{D, Device, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, Module, VarBuilder};
 use candle_transformers::models::whisper::Config;
+
+use super::f16_matrix::F16Matrix;
 
 /// Keys and values of the positions seen so far, `[1, heads, positions, head_dim]` each.
 #[derive(Debug, Clone)]
 struct KeyValues {
     keys: Tensor,
     values: Tensor,
+}
+
+/// Rows up to which `Linear` uses its f16 copy; more rows (the audio's cross-attention keys and
+/// values, once per transcript) go through candle's gemm, which reuses each weight many times.
+const MAX_ROWS_F16: usize = 4;
+
+/// A linear layer `y = x W^T + b`. A decoder step has one token, i.e. a matrix x vector product
+/// bound by reading the weights, which the f16 copy halves (see `f16_matrix`).
+#[derive(Debug, Clone)]
+struct Linear {
+    candle: candle_nn::Linear,
+    weight: F16Matrix,
+    bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    fn load(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let candle = if bias {
+            candle_nn::linear(in_dim, out_dim, vb)?
+        } else {
+            candle_nn::linear_no_bias(in_dim, out_dim, vb)?
+        };
+        let weight = F16Matrix::new(candle.weight())?;
+        let bias = candle.bias().map(|b| b.to_vec1::<f32>()).transpose()?;
+        Ok(Self {
+            candle,
+            weight,
+            bias,
+        })
+    }
+
+    /// `[batch, n, in]` -> `[batch, n, out]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, n, in_dim) = x.dims3()?;
+        if batch * n > MAX_ROWS_F16 {
+            return self.candle.forward(x);
+        }
+        let out_dim = self.weight.n_rows();
+        let input = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; batch * n * out_dim];
+        for (row_in, row_out) in input
+            .chunks_exact(in_dim)
+            .zip(out.chunks_exact_mut(out_dim))
+        {
+            self.weight.mul_vec(row_in, row_out)?;
+            if let Some(bias) = &self.bias {
+                for (o, b) in row_out.iter_mut().zip(bias) {
+                    *o += b;
+                }
+            }
+        }
+        Tensor::from_vec(out, (batch, n, out_dim), x.device())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -29,10 +84,10 @@ struct Attention {
 impl Attention {
     fn load(d_model: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: candle_nn::linear(d_model, d_model, vb.pp("q_proj"))?,
-            key: candle_nn::linear_no_bias(d_model, d_model, vb.pp("k_proj"))?,
-            value: candle_nn::linear(d_model, d_model, vb.pp("v_proj"))?,
-            out: candle_nn::linear(d_model, d_model, vb.pp("out_proj"))?,
+            query: Linear::load(d_model, d_model, true, vb.pp("q_proj"))?,
+            key: Linear::load(d_model, d_model, false, vb.pp("k_proj"))?,
+            value: Linear::load(d_model, d_model, true, vb.pp("v_proj"))?,
+            out: Linear::load(d_model, d_model, true, vb.pp("out_proj"))?,
             n_head,
         })
     }
@@ -106,8 +161,8 @@ impl DecoderLayer {
             self_attn_norm: candle_nn::layer_norm(d, 1e-5, vb.pp("self_attn_layer_norm"))?,
             cross_attn: Attention::load(d, heads, vb.pp("encoder_attn"))?,
             cross_attn_norm: candle_nn::layer_norm(d, 1e-5, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: candle_nn::linear(d, ffn_dim, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(ffn_dim, d, vb.pp("fc2"))?,
+            fc1: Linear::load(d, ffn_dim, true, vb.pp("fc1"))?,
+            fc2: Linear::load(ffn_dim, d, true, vb.pp("fc2"))?,
             mlp_norm: candle_nn::layer_norm(d, 1e-5, vb.pp("final_layer_norm"))?,
             self_cache: None,
             cross_cache: None,
@@ -153,6 +208,8 @@ pub struct CachedDecoder {
     positional_embedding: Tensor,
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
+    /// The output layer (tied to `token_embedding`), kept in its own bandwidth-friendly form.
+    vocab_projection: F16Matrix,
     /// Tokens already in the self-attention caches.
     position: usize,
     max_positions: usize,
@@ -169,8 +226,10 @@ impl CachedDecoder {
             .map(|i| DecoderLayer::load(cfg, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let norm = candle_nn::layer_norm(d, 1e-5, vb.pp("layer_norm"))?;
+        let vocab_projection = F16Matrix::new(token_embedding.embeddings())?;
         Ok(Self {
             token_embedding,
+            vocab_projection,
             positional_embedding,
             layers,
             norm,
@@ -248,15 +307,11 @@ impl CachedDecoder {
     }
 
     /// Logits over the vocabulary for one hidden state `[1, 1, d_model]` (tied embedding).
-    /// Computed as `embedding [vocab, d] x hidden [d, 1]` so the 20M-weight matrix is read in
-    /// place; `hidden x embedding^T` would make candle copy the transposed matrix every step.
     pub fn logits(&self, hidden: &Tensor) -> Result<Vec<f32>> {
-        let column = hidden.flatten_all()?.unsqueeze(1)?;
-        self.token_embedding
-            .embeddings()
-            .matmul(&column)?
-            .squeeze(1)?
-            .to_vec1()
+        let mut logits = vec![0f32; self.vocab_projection.n_rows()];
+        self.vocab_projection
+            .mul_vec(&hidden.flatten_all()?.to_vec1::<f32>()?, &mut logits)?;
+        Ok(logits)
     }
 
     /// Mask for `n` new queries after `self.position` cached keys: a query may not see keys

@@ -3,6 +3,7 @@
 //! - [`mel`]: the log-mel front end, computed for the utterance only (no 30 s padding).
 //! - [`decoder`]: Whisper's text decoder with a self-attention KV cache (the encoder is
 //!   candle-transformers' own).
+//! - [`f16_matrix`]: the decoder's matrix x vector products on f16 weights (bandwidth-bound).
 //! - [`transcriber`]: loading the model and transcribing one utterance, streaming its text.
 //! - [`speculative`]: transcribing when silence starts, so the text is ready at the endpoint.
 //!
@@ -11,6 +12,7 @@
 
 pub mod decoder;
 pub mod error;
+pub mod f16_matrix;
 pub mod mel;
 pub mod speculative;
 pub mod transcriber;
