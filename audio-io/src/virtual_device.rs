@@ -210,16 +210,8 @@ impl MicLoop {
         let mut delivered: u32 = 0;
         loop {
             // Frame k is complete (and delivered) at start + (k + 1) * 20 ms.
-            let deadline = start + FRAME * (delivered + 1);
-            loop {
-                if stop.load(Ordering::Acquire) {
-                    return;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                std::thread::park_timeout(deadline - now);
+            if !wait_until(start + FRAME * (delivered + 1), stop) {
+                return;
             }
             // Catch up with every frame that is due (normally exactly one).
             let due = (start.elapsed().as_nanos() / FRAME.as_nanos()) as u32;
@@ -392,16 +384,8 @@ impl SpeakerLoop {
         let mut played: u32 = 0;
         loop {
             // Frame k is requested at start + k * 20 ms, like a device asking for its next period.
-            let deadline = start + FRAME * played;
-            loop {
-                if stop.load(Ordering::Acquire) {
-                    return;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                std::thread::park_timeout(deadline - now);
+            if !wait_until(start + FRAME * played, stop) {
+                return;
             }
             let due = (start.elapsed().as_nanos() / FRAME.as_nanos()) as u32 + 1;
             while played < due {
@@ -426,5 +410,20 @@ impl SpeakerLoop {
             let played = self.reader.fill_or_silence(&mut self.buf[..n]);
             self.record(&self.buf[..played]);
         }
+    }
+}
+
+/// Sleeps until `deadline` (absolute, so ticks don't drift). Returns false as soon as `stop` is
+/// set; stopping unparks the thread, so it is seen without waiting out the frame.
+fn wait_until(deadline: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::park_timeout(deadline - now);
     }
 }
