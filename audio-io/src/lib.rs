@@ -19,11 +19,13 @@
 //!   converting between device format and model format).
 //! - [`opus_codec`], [`wav`]: codecs and files.
 //! - [`playout`]: the response playout buffer with its played-samples clock.
+//! - [`echo`] ([`EchoCanceller`]): acoustic echo cancellation of the microphone (WebRTC AEC3).
 
 pub mod constants;
 pub mod counters;
 #[cfg(feature = "device")]
 pub mod device;
+pub mod echo;
 pub mod error;
 pub mod opus_codec;
 pub mod pcm;
@@ -40,6 +42,7 @@ pub use counters::{AudioCounters, CountersSnapshot};
 pub use device::{
     CaptureDevice, DeviceDirection, DeviceInfo, PlaybackDevice, SupportedRange, list_devices,
 };
+pub use echo::{EchoCanceller, EchoConfig, EchoError};
 pub use error::{AudioError, Result};
 pub use opus_codec::{DecodeOutcome, OpusDecoder, OpusEncoder};
 pub use playout::{PlayoutBuffer, ResponseId, ResponsePlayed};
