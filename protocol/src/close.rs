@@ -15,6 +15,9 @@ pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 /// The session failed inside the server (the handler panicked).
 pub const INTERNAL_ERROR: u16 = 1011;
+/// The server cannot take the session now (for example, all session slots are busy); the
+/// client may retry later.
+pub const TRY_AGAIN_LATER: u16 = 1013;
 /// Reported by a client when the server closed without a code.
 pub const NO_STATUS: u16 = 1005;
 

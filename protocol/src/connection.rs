@@ -428,7 +428,9 @@ async fn join_or_abort<T>(
     }
 }
 
-async fn linger(mut tcp: TcpStream, limit: Duration) {
+/// Half-closes and drains the socket for up to `limit`, so that what was just written is not
+/// destroyed by the reset a close with unread data would send.
+pub(crate) async fn linger(mut tcp: TcpStream, limit: Duration) {
     let _ = tcp.shutdown().await;
     let mut scratch = [0u8; 4096];
     let _ = tokio::time::timeout(limit, async {

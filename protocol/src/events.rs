@@ -38,6 +38,8 @@ pub enum ClientEvent {
     ConversationItemTruncate(ConversationItemTruncate),
     #[serde(rename = "conversation.item.delete")]
     ConversationItemDelete(ConversationItemDelete),
+    #[serde(rename = "conversation.item.retrieve")]
+    ConversationItemRetrieve(ConversationItemRetrieve),
     #[serde(rename = "response.create")]
     ResponseCreate(ResponseCreate),
     #[serde(rename = "response.cancel")]
@@ -54,6 +56,7 @@ impl ClientEvent {
         "conversation.item.create",
         "conversation.item.truncate",
         "conversation.item.delete",
+        "conversation.item.retrieve",
         "response.create",
         "response.cancel",
     ];
@@ -68,6 +71,7 @@ impl ClientEvent {
             ClientEvent::ConversationItemCreate(_) => "conversation.item.create",
             ClientEvent::ConversationItemTruncate(_) => "conversation.item.truncate",
             ClientEvent::ConversationItemDelete(_) => "conversation.item.delete",
+            ClientEvent::ConversationItemRetrieve(_) => "conversation.item.retrieve",
             ClientEvent::ResponseCreate(_) => "response.create",
             ClientEvent::ResponseCancel(_) => "response.cancel",
         }
@@ -83,6 +87,7 @@ impl ClientEvent {
             ClientEvent::ConversationItemCreate(e) => e.event_id.as_deref(),
             ClientEvent::ConversationItemTruncate(e) => e.event_id.as_deref(),
             ClientEvent::ConversationItemDelete(e) => e.event_id.as_deref(),
+            ClientEvent::ConversationItemRetrieve(e) => e.event_id.as_deref(),
             ClientEvent::ResponseCreate(e) => e.event_id.as_deref(),
             ClientEvent::ResponseCancel(e) => e.event_id.as_deref(),
         }
@@ -159,6 +164,15 @@ pub struct ConversationItemTruncate {
     pub audio_end_ms: u64,
 }
 
+/// `conversation.item.retrieve`: ask for an item as the server holds it now (e.g. an answer after
+/// truncation); answered by `conversation.item.retrieved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationItemRetrieve {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub item_id: String,
+}
+
 /// `conversation.item.delete`: remove an item; answered by `conversation.item.deleted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationItemDelete {
@@ -216,6 +230,8 @@ pub enum ServerEvent {
     ConversationItemTruncated(ConversationItemTruncated),
     #[serde(rename = "conversation.item.deleted")]
     ConversationItemDeleted(ConversationItemDeleted),
+    #[serde(rename = "conversation.item.retrieved")]
+    ConversationItemRetrieved(ConversationItemRetrieved),
     #[serde(rename = "conversation.item.input_audio_transcription.completed")]
     InputAudioTranscriptionCompleted(InputAudioTranscriptionCompleted),
     #[serde(rename = "response.created")]
@@ -250,6 +266,7 @@ impl ServerEvent {
         "conversation.item.done",
         "conversation.item.truncated",
         "conversation.item.deleted",
+        "conversation.item.retrieved",
         "conversation.item.input_audio_transcription.completed",
         "response.created",
         "response.done",
@@ -275,6 +292,7 @@ impl ServerEvent {
             ServerEvent::ConversationItemDone(_) => "conversation.item.done",
             ServerEvent::ConversationItemTruncated(_) => "conversation.item.truncated",
             ServerEvent::ConversationItemDeleted(_) => "conversation.item.deleted",
+            ServerEvent::ConversationItemRetrieved(_) => "conversation.item.retrieved",
             ServerEvent::InputAudioTranscriptionCompleted(_) => {
                 "conversation.item.input_audio_transcription.completed"
             }
@@ -312,6 +330,7 @@ impl ServerEvent {
             ServerEvent::ConversationItemDone(e) => &e.event_id,
             ServerEvent::ConversationItemTruncated(e) => &e.event_id,
             ServerEvent::ConversationItemDeleted(e) => &e.event_id,
+            ServerEvent::ConversationItemRetrieved(e) => &e.event_id,
             ServerEvent::InputAudioTranscriptionCompleted(e) => &e.event_id,
             ServerEvent::ResponseCreated(e) => &e.event_id,
             ServerEvent::ResponseDone(e) => &e.event_id,
@@ -422,6 +441,14 @@ pub struct ConversationItemTruncated {
     pub item_id: String,
     pub content_index: u32,
     pub audio_end_ms: u64,
+}
+
+/// `conversation.item.retrieved`: answers `conversation.item.retrieve` with the item as the server
+/// holds it (an answer's transcript is what stayed in the conversation after truncation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationItemRetrieved {
+    pub event_id: String,
+    pub item: ConversationItem,
 }
 
 /// `conversation.item.deleted`: answers `conversation.item.delete`.

@@ -14,6 +14,7 @@
 //! - [`server`], [`connection`], [`client`]: the tokio + tungstenite transport. A server hands
 //!   each accepted connection to a [`SessionHandler`] as a [`ServerSession`]; a
 //!   [`RealtimeClient`] is the other end (CLI, tests, benchmarks).
+//! - [`http`]: plain HTTP routes (`/healthz`, `/metrics`) on the WebSocket's port.
 //! - [`loopback`]: a transport test fixture that echoes audio, used until the engine lands.
 
 pub mod audio;
@@ -24,6 +25,7 @@ pub mod connection;
 pub mod conversation;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod ids;
 pub mod loopback;
 pub mod parse;
@@ -41,6 +43,7 @@ pub use connection::{
 };
 pub use error::{ErrorCode, EventError, ProtocolError};
 pub use events::{ClientEvent, ServerEvent};
+pub use http::HttpResponse;
 pub use ids::IdGenerator;
 pub use parse::{parse_client_event, parse_server_event};
 pub use server::{

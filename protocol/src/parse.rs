@@ -150,11 +150,10 @@ mod tests {
 
     #[test]
     fn unknown_types_keep_the_event_id() {
-        let e =
-            client_err(r#"{"type":"conversation.item.retrieve","event_id":"c9","item_id":"x"}"#);
+        let e = client_err(r#"{"type":"output_audio_buffer.clear","event_id":"c9","item_id":"x"}"#);
         assert_eq!(e.code, ErrorCode::UnknownEventType);
         assert_eq!(e.event_id.as_deref(), Some("c9"));
-        assert_eq!(e.event_type.as_deref(), Some("conversation.item.retrieve"));
+        assert_eq!(e.event_type.as_deref(), Some("output_audio_buffer.clear"));
         // A server event sent by a client is unknown on the server side.
         assert_eq!(
             client_err(r#"{"type":"session.created","event_id":"x","session":{}}"#).code,

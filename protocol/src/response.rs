@@ -42,11 +42,40 @@ pub struct ResponseObject {
 }
 
 /// `response.parley`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ParleyResponseInfo {
     /// The `stream_id` of the binary audio frames carrying this response's audio.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio_stream_id: Option<u32>,
+    /// Where the time went (in `response.done`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<TurnTimings>,
+}
+
+/// `response.parley.timings`: the server's stage timings of one turn. Times are milliseconds from
+/// the moment the last sample of the user's speech reached the server (`None`: the stage did not
+/// happen, e.g. a response without a spoken turn, or cancelled before its first audio).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TurnTimings {
+    /// The end of the turn was decided (the endpoint's silence, plus processing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_ms: Option<f64>,
+    /// The user's transcript was ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcribe_ms: Option<f64>,
+    /// The Thinker's first token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token_ms: Option<f64>,
+    /// The first audio was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_audio_ms: Option<f64>,
+    /// Talker compute time over the duration of the audio it produced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talker_rtf: Option<f64>,
+    /// Audio sent for this response.
+    pub audio_ms: f64,
+    /// Thinker tokens generated.
+    pub tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
-//! The WebSocket server: bind, accept (TCP_NODELAY), check the HTTP upgrade, hand each
-//! connection to the [`SessionHandler`], shut down gracefully.
+//! The WebSocket server: bind, accept (TCP_NODELAY), answer plain HTTP requests (see
+//! [`crate::http`]), check the HTTP upgrade, hand each connection to the [`SessionHandler`],
+//! shut down gracefully.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), parley_protocol::ProtocolError> {
@@ -27,11 +28,15 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue,
+};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
-use crate::connection::{ConnectionInfo, SessionHandler, run_connection, wait_until_true};
+use crate::connection::{ConnectionInfo, SessionHandler, linger, run_connection, wait_until_true};
 use crate::error::ProtocolError;
+use crate::http::{self, HttpHandler, HttpResponse, Peeked};
 
 /// Server settings. The defaults suit a local voice agent; see the README for what each limit
 /// protects against.
@@ -53,7 +58,7 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// A write that makes no progress for this long means the peer does not read: dropped.
     pub write_timeout: Duration,
-    /// Time allowed for the HTTP upgrade.
+    /// Time allowed for the HTTP request head and the upgrade (or the plain HTTP answer).
     pub handshake_timeout: Duration,
     /// Time allowed for the peer to answer our close frame.
     pub close_timeout: Duration,
@@ -123,19 +128,19 @@ impl UpgradeRequest<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpgradeDecision {
     Accept,
-    /// Answer with this HTTP status and body instead of upgrading (e.g. 401, 403, 503).
-    Reject {
-        status: u16,
-        body: String,
-    },
+    /// Answer with this HTTP response instead of upgrading (e.g. 401, 403, 503).
+    Reject(HttpResponse),
 }
 
 impl UpgradeDecision {
+    /// Rejects with a plain-text body.
     pub fn reject(status: u16, body: impl Into<String>) -> Self {
-        UpgradeDecision::Reject {
-            status,
-            body: body.into(),
-        }
+        UpgradeDecision::Reject(HttpResponse::text(status, body))
+    }
+
+    /// Rejects with a JSON body (`body` is JSON text), as OpenAI-style clients expect.
+    pub fn reject_json(status: u16, body: impl Into<String>) -> Self {
+        UpgradeDecision::Reject(HttpResponse::json(status, body))
     }
 }
 
@@ -146,6 +151,9 @@ type UpgradeHook = Arc<dyn Fn(&UpgradeRequest<'_>) -> UpgradeDecision + Send + S
 struct Shared {
     live_connections: AtomicUsize,
     next_connection_id: AtomicU64,
+    /// Set: the accept loop ends, open connections go on.
+    stop_accepting: watch::Sender<bool>,
+    /// Set: the accept loop ends and open connections are closed with 1001.
     shutdown: watch::Sender<bool>,
 }
 
@@ -164,6 +172,7 @@ pub struct RealtimeServer {
     local_addr: SocketAddr,
     config: Arc<ServerConfig>,
     hook: Option<UpgradeHook>,
+    http: Option<HttpHandler>,
     shared: Arc<Shared>,
 }
 
@@ -176,14 +185,17 @@ impl RealtimeServer {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = watch::channel(false);
+        let (stop_accepting, _) = watch::channel(false);
         Ok(RealtimeServer {
             listener,
             local_addr,
             config: Arc::new(config),
             hook: None,
+            http: None,
             shared: Arc::new(Shared {
                 live_connections: AtomicUsize::new(0),
                 next_connection_id: AtomicU64::new(1),
+                stop_accepting,
                 shutdown,
             }),
         })
@@ -200,6 +212,17 @@ impl RealtimeServer {
         self
     }
 
+    /// Installs the handler for plain HTTP requests on the same port (health checks, metrics):
+    /// called with the path (no query) of every `GET`/`HEAD` that is not a WebSocket upgrade;
+    /// `None` answers 404. Like the hook, it must be quick and must not block.
+    pub fn with_http_handler(
+        mut self,
+        handler: impl Fn(&str) -> Option<HttpResponse> + Send + Sync + 'static,
+    ) -> Self {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -212,18 +235,22 @@ impl RealtimeServer {
         }
     }
 
-    /// Accepts connections until [`ServerHandle::shutdown`]; then stops accepting, closes every
-    /// connection with 1001 and returns when all of them have ended.
+    /// Accepts connections until [`ServerHandle::shutdown`] (or
+    /// [`ServerHandle::stop_accepting`]), then returns when every connection has ended. After
+    /// `shutdown` the open connections are closed with 1001; after `stop_accepting` they go on
+    /// until their sessions end (or a later `shutdown`).
     pub async fn serve<H: SessionHandler>(self, handler: H) -> Result<(), ProtocolError> {
         let RealtimeServer {
             listener,
             local_addr,
             config,
             hook,
+            http,
             shared,
         } = self;
         let handler = Arc::new(handler);
         let mut shutdown = shared.shutdown.subscribe();
+        let mut stop_accepting = shared.stop_accepting.subscribe();
         let mut connections = JoinSet::new();
         info!(
             "serving the realtime API on ws://{local_addr}{}",
@@ -232,6 +259,7 @@ impl RealtimeServer {
         loop {
             tokio::select! {
                 _ = wait_until_true(&mut shutdown) => break,
+                _ = wait_until_true(&mut stop_accepting) => break,
                 // Reap finished connection tasks so the set does not grow.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
@@ -245,6 +273,7 @@ impl RealtimeServer {
                             handler.clone(),
                             config.clone(),
                             hook.clone(),
+                            http.clone(),
                             shared.clone(),
                         ));
                     }
@@ -294,6 +323,12 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
     }
+
+    /// Closes the listener (new connections are refused) but lets open connections run: the
+    /// first step of a graceful shutdown. [`shutdown`](Self::shutdown) closes them later.
+    pub fn stop_accepting(&self) {
+        self.shared.stop_accepting.send_replace(true);
+    }
 }
 
 /// A server serving on its own task.
@@ -327,6 +362,7 @@ impl RunningServer {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
 async fn accept_connection<H: SessionHandler>(
     tcp: TcpStream,
     peer_addr: SocketAddr,
@@ -334,11 +370,39 @@ async fn accept_connection<H: SessionHandler>(
     handler: Arc<H>,
     config: Arc<ServerConfig>,
     hook: Option<UpgradeHook>,
+    http_handler: Option<HttpHandler>,
     shared: Arc<Shared>,
 ) {
     // Audio frames are small and latency matters more than packet count.
     if let Err(e) = tcp.set_nodelay(true) {
         debug!("TCP_NODELAY failed for {peer_addr}: {e}");
+    }
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    // Upgrades go on to tungstenite; everything else is answered here.
+    let (head, response) = match tokio::time::timeout_at(deadline, http::peek_head(&tcp)).await {
+        Ok(Ok(Peeked::Head(head))) if head.wants_websocket => (None, None),
+        Ok(Ok(Peeked::Head(head))) => {
+            let response = http::route(&head, &config.path, http_handler.as_deref());
+            (Some(head), Some(response))
+        }
+        Ok(Ok(Peeked::Malformed)) => (None, Some(HttpResponse::text(400, "not an HTTP request"))),
+        Ok(Ok(Peeked::TooLarge)) => (
+            None,
+            Some(HttpResponse::text(431, "request head too large")),
+        ),
+        Ok(Ok(Peeked::Closed)) | Ok(Err(_)) => return,
+        Err(_) => {
+            debug!("request head from {peer_addr} timed out");
+            return;
+        }
+    };
+    if let Some(response) = response {
+        debug!(%peer_addr, path = ?head.as_ref().map(|h| &h.path), status = response.status, "plain HTTP request");
+        match http::respond(tcp, head.as_ref(), &response, config.write_timeout).await {
+            Ok(tcp) => linger(tcp, config.close_timeout).await,
+            Err(e) => debug!("HTTP response to {peer_addr} failed: {e}"),
+        }
+        return;
     }
     let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
     let mut accepted: Option<ConnectionInfo> = None;
@@ -359,7 +423,7 @@ async fn accept_connection<H: SessionHandler>(
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(ws_config));
-    let ws = match tokio::time::timeout(config.handshake_timeout, handshake).await {
+    let ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             debug!("upgrade from {peer_addr} failed: {e}");
@@ -394,23 +458,23 @@ fn check_upgrade(
 ) -> Result<Response, ErrorResponse> {
     let path = request.uri().path();
     if path != config.path {
-        return Err(http_error(
+        return Err(http_error(HttpResponse::text(
             404,
             format!("no WebSocket endpoint at {path}; use {}", config.path),
-        ));
+        )));
     }
     // The count includes this connection.
     if shared.live_connections.load(Ordering::SeqCst) > config.max_connections {
-        return Err(http_error(
+        return Err(http_error(HttpResponse::text(
             503,
-            "server is at its connection limit".to_owned(),
-        ));
+            "server is at its connection limit",
+        )));
     }
     let upgrade = UpgradeRequest { peer_addr, request };
     if let Some(hook) = hook
-        && let UpgradeDecision::Reject { status, body } = hook(&upgrade)
+        && let UpgradeDecision::Reject(response) = hook(&upgrade)
     {
-        return Err(http_error(status, body));
+        return Err(http_error(response));
     }
     *accepted = Some(ConnectionInfo {
         id,
@@ -421,10 +485,23 @@ fn check_upgrade(
     Ok(response)
 }
 
-fn http_error(status: u16, body: String) -> ErrorResponse {
+fn http_error(rejection: HttpResponse) -> ErrorResponse {
+    let HttpResponse {
+        status,
+        content_type,
+        body,
+    } = rejection;
+    let content_length = body.len();
     let mut response = ErrorResponse::new(Some(body));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Header values that are not valid text are left out rather than failing the rejection.
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(content_length));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -140,6 +140,15 @@ fn full_response() -> ResponseObject {
         metadata: Some(BTreeMap::from([("turn".to_owned(), "3".to_owned())])),
         parley: Some(ParleyResponseInfo {
             audio_stream_id: Some(3),
+            timings: Some(TurnTimings {
+                endpoint_ms: Some(512.0),
+                transcribe_ms: Some(515.5),
+                first_token_ms: Some(640.25),
+                first_audio_ms: Some(701.0),
+                talker_rtf: Some(0.02),
+                audio_ms: 2400.0,
+                tokens: 14,
+            }),
         }),
     }
 }
@@ -170,6 +179,10 @@ fn all_client_events() -> Vec<ClientEvent> {
         }),
         ClientEvent::ConversationItemDelete(ConversationItemDelete {
             event_id: id("c7"),
+            item_id: "item_u".into(),
+        }),
+        ClientEvent::ConversationItemRetrieve(ConversationItemRetrieve {
+            event_id: id("c7b"),
             item_id: "item_u".into(),
         }),
         ClientEvent::ResponseCreate(ResponseCreate {
@@ -261,6 +274,10 @@ fn all_server_events() -> Vec<ServerEvent> {
         ServerEvent::ConversationItemDeleted(ConversationItemDeleted {
             event_id: e("e11"),
             item_id: e("item_u"),
+        }),
+        ServerEvent::ConversationItemRetrieved(ConversationItemRetrieved {
+            event_id: e("e11b"),
+            item: ConversationItem::user_text("hello"),
         }),
         ServerEvent::InputAudioTranscriptionCompleted(InputAudioTranscriptionCompleted {
             event_id: e("e12"),
