@@ -7,6 +7,7 @@
 //! Thinker live here, one file per model component.
 
 pub mod llm;
+pub mod qwen;
 pub mod seam;
 pub mod stream;
 pub mod vad;

@@ -1,0 +1,82 @@
+//! A Qwen2.5-Omni checkpoint directory in the Hugging Face layout: `config.json` and the weights
+//! in `*.safetensors` (one file, or shards listed by `model.safetensors.index.json`).
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use std::path::{Path, PathBuf};
+
+use super::QwenError;
+use super::config::ThinkerConfig;
+
+/// Weight-name prefixes of the published checkpoints.
+pub const AUDIO_TOWER_PREFIX: &str = "thinker.audio_tower";
+pub const TEXT_MODEL_PREFIX: &str = "thinker.model";
+pub const LM_HEAD_PREFIX: &str = "thinker.lm_head";
+
+/// The files of a checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: ThinkerConfig,
+    pub weight_files: Vec<PathBuf>,
+}
+
+impl Checkpoint {
+    pub fn open(dir: &Path) -> Result<Self, QwenError> {
+        let config = ThinkerConfig::from_checkpoint_dir(dir)?;
+        let weight_files = weight_files(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            weight_files,
+        })
+    }
+
+    /// All weights, memory-mapped, read as f32 whatever their stored dtype (bf16 in the
+    /// published checkpoints).
+    pub fn var_builder(&self, device: &Device) -> Result<VarBuilder<'static>, QwenError> {
+        // SAFETY: the files are mapped read-only; like every mmap-based loader this assumes
+        // nobody truncates them while the model is loaded.
+        unsafe { VarBuilder::from_mmaped_safetensors(&self.weight_files, DType::F32, device) }
+            .map_err(|e| QwenError::Weights(format!("{}: {e}", self.dir.display())))
+    }
+}
+
+/// The safetensors files: the shards the index names if there is one, else `model.safetensors`.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, QwenError> {
+    let index = dir.join("model.safetensors.index.json");
+    let mut files = if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|source| QwenError::Io {
+            path: index.clone(),
+            source,
+        })?;
+        let bad = |message: String| QwenError::BadConfig {
+            path: index.clone(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let map = value
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| bad("no `weight_map` object".into()))?;
+        let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| dir.join(n)).collect::<Vec<_>>()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(QwenError::MissingFile {
+            path: dir.join("model.safetensors"),
+        });
+    }
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(QwenError::MissingFile {
+            path: missing.clone(),
+        });
+    }
+    Ok(files)
+}

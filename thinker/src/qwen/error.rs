@@ -1,0 +1,42 @@
+//! Errors of the Qwen2.5-Omni Thinker.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QwenError {
+    /// A checkpoint file is absent (wrong directory, or an incomplete download).
+    #[error(
+        "{path} is missing: a Qwen2.5-Omni checkpoint directory holds config.json and *.safetensors"
+    )]
+    MissingFile { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// config.json is not valid JSON or lacks the Thinker's configuration.
+    #[error("{path}: {message}")]
+    BadConfig { path: PathBuf, message: String },
+    /// The configuration parses but describes something this port cannot run.
+    #[error("unsupported Qwen2.5-Omni configuration: {0}")]
+    Unsupported(String),
+    /// A weight is missing or has the wrong shape.
+    #[error("checkpoint weights: {0}")]
+    Weights(String),
+    /// A caller-supplied tensor (token ids, features) does not fit the model.
+    #[error("bad input `{name}`: {message}")]
+    BadInput { name: String, message: String },
+    #[error("unknown reference-check component `{0}` (known: audio-encoder, thinker)")]
+    UnknownComponent(String),
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl QwenError {
+    pub(crate) fn bad_input(name: &str, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+}

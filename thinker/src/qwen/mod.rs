@@ -1,0 +1,28 @@
+//! Qwen2.5-Omni's Thinker on candle: the block-wise audio encoder and the TMRoPE language model,
+//! loaded from a checkpoint directory in the Hugging Face layout.
+//!
+//! - [`config`]: `config.json` (`thinker_config.{audio_config, text_config}`), both rope layouts.
+//! - [`checkpoint`]: the directory (config + safetensors, sharded or not) and weight prefixes.
+//! - [`audio_encoder`]: log-mel -> Thinker embeddings, 2 s blocks, 25 tokens per second.
+//! - [`mrope`]: TMRoPE rotary tables and the position ids of a prompt with audio.
+//! - [`text_model`]: the Qwen2.5 decoder with its KV cache.
+//! - [`thinker`]: [`QwenThinker`], the two put together (prompt embeddings with audio, prefill).
+//! - [`reference_check`]: one component on tensors from a safetensors file, for parity checks
+//!   against transformers (`tools/reference/qwen_omni_goldens.py`).
+//!
+//! Everything runs in f32 on the CPU here; weights stored as bf16 are converted on load.
+
+pub mod audio_encoder;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod mrope;
+pub mod reference_check;
+pub mod text_model;
+pub mod thinker;
+
+pub use checkpoint::Checkpoint;
+pub use config::{AudioEncoderConfig, TextConfig, ThinkerConfig};
+pub use error::QwenError;
+pub use mrope::MropePositions;
+pub use thinker::{QwenThinker, ThinkerOutput};
