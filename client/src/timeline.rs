@@ -513,7 +513,8 @@ impl Recorder {
             ServerEvent::SessionUpdated(_)
             | ServerEvent::InputAudioBufferCleared(_)
             | ServerEvent::ConversationItemDone(_)
-            | ServerEvent::ConversationItemDeleted(_) => {}
+            | ServerEvent::ConversationItemDeleted(_)
+            | ServerEvent::ConversationItemRetrieved(_) => {}
         }
         replies
     }
