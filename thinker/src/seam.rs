@@ -51,6 +51,10 @@ pub trait Thinker: Send {
     /// Replaces the last answer in the history by the part the user actually heard (barge-in).
     fn truncate_answer(&mut self, heard_text: &str) -> Result<(), Self::Error>;
 
+    /// Forgets the last user turn and its answer, as if neither happened: the engine answered
+    /// speculatively at the first silence and the user then went on speaking.
+    fn retract_turn(&mut self) -> Result<(), Self::Error>;
+
     /// Forgets the conversation.
     fn reset(&mut self);
 }

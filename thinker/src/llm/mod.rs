@@ -3,18 +3,26 @@
 //!
 //! - [`gguf_tokenizer`]: byte-level BPE built from the GGUF vocabulary and merges.
 //! - [`chat_template`]: the model's Jinja chat template from the GGUF metadata.
-//! - [`model`]: the quantized decoder with a truncatable KV cache.
+//! - [`linear`]: a projection prepared at load for candle's fastest CPU kernel.
+//! - [`model`]: the quantized decoder ([`GgufWeights`], shared) and one conversation's
+//!   truncatable KV cache over them ([`GgufModel`]).
+//! - [`shared`]: [`SharedGguf`], a model loaded once for many sessions.
+//! - [`sampling`]: greedy / temperature / nucleus sampling.
 //! - [`session`]: [`GgufThinker`], the conversation, sampling and the `Thinker` trait.
 
 pub mod chat_template;
 pub mod gguf_tokenizer;
+pub mod linear;
 pub mod model;
+pub mod sampling;
 pub mod session;
+pub mod shared;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use gguf_tokenizer::GgufTokenizer;
-pub use model::{GgufModel, ModelConfig};
+pub use model::{GgufModel, GgufWeights, ModelConfig};
 pub use session::{GgufThinker, SessionConfig};
+pub use shared::SharedGguf;
 
 use std::path::PathBuf;
 

@@ -9,12 +9,13 @@
 //! Grouped-query attention is computed without repeating k/v: the query heads sharing one kv
 //! head are stacked along the sequence axis, so one batched matmul per kv head does it.
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 use std::sync::Arc;
 
 use super::LlmError;
+use super::linear::{Linear, fast_q8_kernel_available, pad_last};
 
 /// The architecture parameters read from GGUF metadata.
 #[derive(Debug, Clone)]
@@ -147,34 +148,42 @@ impl KvCache {
     }
 }
 
+/// One decoder layer's weights.
 #[derive(Debug)]
 struct Block {
     attn_norm: RmsNorm,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
-    wo: QMatMul,
+    wo: Linear,
     ffn_norm: RmsNorm,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
-    cache: KvCache,
+    w_gate: Linear,
+    w_up: Linear,
+    w_down: Linear,
 }
 
-/// The decoder with its conversation state (the KV cache).
+/// The decoder's weights and rope tables: read-only after loading, so one copy (in an `Arc`)
+/// serves every conversation.
 #[derive(Debug)]
-pub struct GgufModel {
+pub struct GgufWeights {
     pub config: ModelConfig,
     embeddings: Arc<QTensor>,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     device: Device,
+}
+
+/// One conversation's decoder: shared weights plus this conversation's KV cache.
+#[derive(Debug)]
+pub struct GgufModel {
+    weights: Arc<GgufWeights>,
+    caches: Vec<KvCache>,
     /// Positions currently in the KV cache.
     position: usize,
 }
@@ -186,7 +195,7 @@ fn add_bias(x: Tensor, bias: &Option<Tensor>) -> candle_core::Result<Tensor> {
     }
 }
 
-impl GgufModel {
+impl GgufWeights {
     /// Loads the weights named by the GGUF tensor table.
     pub fn from_gguf<R: std::io::Read + std::io::Seek>(
         ct: &gguf_file::Content,
@@ -198,18 +207,18 @@ impl GgufModel {
             ct.tensor(reader, name, device)
                 .map_err(|e| LlmError::Weights(format!("{name}: {e}")))
         };
+        let pad = fast_q8_kernel_available();
         let embeddings = Arc::new(tensor("token_embd.weight")?);
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, config.rms_norm_eps)?;
         // Small models tie the output projection to the embedding table.
         let output = match tensor("output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            Err(_) => QMatMul::from_arc(Arc::clone(&embeddings))?,
+            Ok(t) => Linear::new(Arc::new(t), pad, device)?,
+            Err(_) => Linear::new(Arc::clone(&embeddings), pad, device)?,
         };
         let mut blocks = Vec::with_capacity(config.block_count);
         for i in 0..config.block_count {
-            let mut qmm = |n: &str| -> Result<QMatMul, LlmError> {
-                let weight = with_fast_cpu_kernel(tensor(&format!("blk.{i}.{n}"))?, device)?;
-                Ok(QMatMul::from_qtensor(weight)?)
+            let mut qmm = |n: &str| -> Result<Linear, LlmError> {
+                Linear::new(Arc::new(tensor(&format!("blk.{i}.{n}"))?), pad, device)
             };
             let (wq, wk, wv, wo) = (
                 qmm("attn_q.weight")?,
@@ -256,11 +265,6 @@ impl GgufModel {
                 w_gate,
                 w_up,
                 w_down,
-                cache: KvCache {
-                    k: None,
-                    v: None,
-                    len: 0,
-                },
             });
         }
         let (cos, sin) = rope_tables(&config, device)?;
@@ -273,8 +277,48 @@ impl GgufModel {
             cos,
             sin,
             device: device.clone(),
-            position: 0,
         })
+    }
+}
+
+impl KvCache {
+    fn empty() -> Self {
+        Self {
+            k: None,
+            v: None,
+            len: 0,
+        }
+    }
+}
+
+impl GgufModel {
+    /// A new conversation (empty KV cache) over `weights`.
+    pub fn new(weights: Arc<GgufWeights>) -> Self {
+        let caches = weights.blocks.iter().map(|_| KvCache::empty()).collect();
+        Self {
+            weights,
+            caches,
+            position: 0,
+        }
+    }
+
+    /// Loads the weights for a single conversation.
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self, LlmError> {
+        Ok(Self::new(Arc::new(GgufWeights::from_gguf(
+            ct, reader, device,
+        )?)))
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.weights.config
+    }
+
+    pub fn weights(&self) -> &Arc<GgufWeights> {
+        &self.weights
     }
 
     /// Number of positions in the KV cache.
@@ -285,20 +329,16 @@ impl GgufModel {
     /// Forgets everything after the first `len` positions.
     pub fn truncate(&mut self, len: usize) {
         let len = len.min(self.position);
-        for block in &mut self.blocks {
-            block.cache.len = len;
+        for cache in &mut self.caches {
+            cache.len = len;
         }
         self.position = len;
     }
 
     /// Forgets the whole conversation and frees the cache memory.
     pub fn clear(&mut self) {
-        for block in &mut self.blocks {
-            block.cache = KvCache {
-                k: None,
-                v: None,
-                len: 0,
-            };
+        for cache in &mut self.caches {
+            *cache = KvCache::empty();
         }
         self.position = 0;
     }
@@ -311,32 +351,34 @@ impl GgufModel {
             return Err(LlmError::Internal("forward of no tokens".into()));
         }
         let start = self.position;
-        if start + t > self.config.context_length {
+        let w = &*self.weights;
+        if start + t > w.config.context_length {
             return Err(LlmError::ContextFull {
                 needed: start + t,
-                limit: self.config.context_length,
+                limit: w.config.context_length,
             });
         }
-        let cfg = &self.config;
+        let cfg = &w.config;
         let (h, kvh, d) = (cfg.head_count, cfg.head_count_kv, cfg.head_dim);
         let group = h / kvh;
-        let ids_t = Tensor::new(ids, &self.device)?;
-        let mut x = self.embeddings.embedding(&ids_t)?.unsqueeze(0)?; // [1, t, hidden]
-        let cos = self.cos.narrow(0, start, t)?;
-        let sin = self.sin.narrow(0, start, t)?;
+        let ids_t = Tensor::new(ids, &w.device)?;
+        let mut x = w.embeddings.embedding(&ids_t)?.unsqueeze(0)?; // [1, t, hidden]
+        let cos = w.cos.narrow(0, start, t)?;
+        let sin = w.sin.narrow(0, start, t)?;
         let mask = if t > 1 {
-            Some(causal_mask(t, start, &self.device)?)
+            Some(causal_mask(t, start, &w.device)?)
         } else {
             None
         };
         let scale = 1.0 / (d as f64).sqrt();
         let max_len = cfg.context_length;
-        for block in &mut self.blocks {
+        for (block, cache) in w.blocks.iter().zip(&mut self.caches) {
             let residual = &x;
-            let xn = block.attn_norm.forward(&x)?;
-            let q = add_bias(block.wq.forward(&xn)?, &block.bq)?;
-            let k = add_bias(block.wk.forward(&xn)?, &block.bk)?;
-            let v = add_bias(block.wv.forward(&xn)?, &block.bv)?;
+            let xn = pad_last(&block.attn_norm.forward(&x)?, block.wq.in_width())?;
+            let [q, k, v] = Linear::forward_shared([&block.wq, &block.wk, &block.wv], &xn)?;
+            let q = add_bias(q, &block.bq)?;
+            let k = add_bias(k, &block.bk)?;
+            let v = add_bias(v, &block.bv)?;
             let q = q.reshape((1, t, h, d))?.transpose(1, 2)?.contiguous()?;
             let k = k.reshape((1, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
             let v = v.reshape((1, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
@@ -351,7 +393,7 @@ impl GgufModel {
                     candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
                 )
             };
-            let (k_all, v_all) = block.cache.append(&k, &v, max_len)?;
+            let (k_all, v_all) = cache.append(&k, &v, max_len)?;
             let kv_len = k_all.dim(2)?;
             // Query head j*group+r uses kv head j: stack a kv head's queries as rows.
             let q = q.reshape((1, kvh, group * t, d))?;
@@ -369,39 +411,23 @@ impl GgufModel {
                 .reshape((1, h, t, d))?
                 .transpose(1, 2)?
                 .reshape((1, t, h * d))?;
+            let y = pad_last(&y, block.wo.in_width())?;
             let x1 = (block.wo.forward(&y)? + residual)?;
-            let xn = block.ffn_norm.forward(&x1)?;
-            let gate = candle_nn::ops::silu(&block.w_gate.forward(&xn)?)?;
-            let up = block.w_up.forward(&xn)?;
-            x = (block.w_down.forward(&(gate * up)?)? + x1)?;
+            let xn = pad_last(&block.ffn_norm.forward(&x1)?, block.w_gate.in_width())?;
+            let [gate, up] = Linear::forward_shared([&block.w_gate, &block.w_up], &xn)?;
+            let hidden = pad_last(
+                &(candle_nn::ops::silu(&gate)? * up)?,
+                block.w_down.in_width(),
+            )?;
+            x = (block.w_down.forward(&hidden)? + x1)?;
         }
         self.position = start + t;
         // Only the last position's logits are needed.
         let last = x.i((.., t - 1..t, ..))?;
-        let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
+        let last = pad_last(&w.norm.forward(&last)?, w.output.in_width())?;
+        let logits = w.output.forward(&last)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
     }
-}
-
-/// candle has SIMD dot products for Q4_0, Q8_0 and the k-quants but only scalar code for Q4_1,
-/// Q5_0 and Q5_1 (it dominated the decode profile). Those weights are re-quantized to Q8_0 at load:
-/// 8 bits per weight represent their 4/5-bit values to within 0.4% of each block's range, at
-/// about twice the memory.
-fn with_fast_cpu_kernel(weight: QTensor, device: &Device) -> Result<QTensor, LlmError> {
-    use candle_core::quantized::GgmlDType;
-    let slow = matches!(
-        weight.dtype(),
-        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-    );
-    let row = weight.shape().dims().last().copied().unwrap_or(0);
-    if !slow || !row.is_multiple_of(GgmlDType::Q8_0.block_size()) {
-        return Ok(weight);
-    }
-    Ok(QTensor::quantize(
-        &weight.dequantize(device)?,
-        GgmlDType::Q8_0,
-    )?)
 }
 
 fn rope_tables(cfg: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor), LlmError> {

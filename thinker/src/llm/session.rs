@@ -18,16 +18,17 @@
 //! context length) the history is dropped: the turn is prefilled after the system prompt alone.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::LlmError;
 use super::chat_template::{ChatMessage, ChatTemplate};
 use super::gguf_tokenizer::{GgufTokenizer, Utf8Stream};
 use super::model::{GgufModel, ModelConfig};
+use super::sampling::Sampler;
+use super::shared::SharedGguf;
 use crate::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
 use crate::stream::CancelGuard;
 
@@ -103,25 +104,13 @@ impl SessionConfig {
         Ok(())
     }
 
-    fn sampler(&self) -> LogitsProcessor {
-        let sampling = if self.temperature == 0.0 {
-            Sampling::ArgMax
-        } else if self.top_p >= 1.0 {
-            Sampling::All {
-                temperature: self.temperature,
-            }
-        } else {
-            Sampling::TopP {
-                p: self.top_p,
-                temperature: self.temperature,
-            }
-        };
-        LogitsProcessor::from_sampling(self.seed, sampling)
+    fn sampler(&self) -> Sampler {
+        Sampler::new(self.seed, self.temperature, self.top_p)
     }
 }
 
 /// The answer being generated (or just finished) for the last user turn.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Answer {
     /// KV position of the answer's first token.
     start: usize,
@@ -139,14 +128,27 @@ struct Answer {
     finished: Option<StopReason>,
 }
 
+/// The conversation as it was before the last `user_turn`, for `retract_turn`.
+#[derive(Debug)]
+struct TurnCheckpoint {
+    history: Vec<ChatMessage>,
+    cached_text: String,
+    cached_ids: Vec<u32>,
+    answer: Option<Answer>,
+    last_prefill: usize,
+}
+
 /// A conversation with a GGUF LLM (llama or qwen2 architecture, byte-level BPE tokenizer).
+///
+/// For several conversations over one model, load it once with [`SharedGguf::load`] and start
+/// each with [`GgufThinker::new`]; [`GgufThinker::load`] does both for a single one.
 pub struct GgufThinker {
+    /// Weights, tokenizer and template, shared with other sessions of the same model.
+    shared: Arc<SharedGguf>,
+    /// This conversation's KV cache over the shared weights.
     model: GgufModel,
-    tokenizer: GgufTokenizer,
-    template: ChatTemplate,
-    end_of_turn: Vec<u32>,
     config: SessionConfig,
-    sampler: LogitsProcessor,
+    sampler: Sampler,
     /// Committed messages: system prompt, user turns and finished answers.
     history: Vec<ChatMessage>,
     /// The rendered text the KV cache holds, up to the start of the current answer.
@@ -155,12 +157,14 @@ pub struct GgufThinker {
     cached_ids: Vec<u32>,
     answer: Option<Answer>,
     last_prefill: usize,
+    /// The conversation before the last user turn, until the next one (`retract_turn`).
+    before_turn: Option<TurnCheckpoint>,
 }
 
 impl std::fmt::Debug for GgufThinker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GgufThinker")
-            .field("model", &self.model.config)
+            .field("model", self.model.config())
             .field("config", &self.config)
             .field("position", &self.model.position())
             .finish_non_exhaustive()
@@ -168,60 +172,18 @@ impl std::fmt::Debug for GgufThinker {
 }
 
 impl GgufThinker {
-    /// Loads a GGUF model with its tokenizer and chat template.
+    /// Loads a GGUF model with its tokenizer and chat template for a single conversation.
     pub fn load(path: impl AsRef<Path>, config: SessionConfig) -> Result<Self, LlmError> {
         config.validate()?;
-        let path = path.as_ref();
-        let io_err = |source| LlmError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io_err)?);
-        let content = gguf_file::Content::read(&mut file).map_err(|e| LlmError::Gguf {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let tokenizer = GgufTokenizer::from_gguf(&content)?;
-        let template_source = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .ok_or_else(|| LlmError::MissingMetadata("tokenizer.chat_template".into()))?;
-        let token_text = |id: Option<u32>| {
-            id.and_then(|id| tokenizer.token(id))
-                .unwrap_or_default()
-                .to_string()
-        };
-        let template = ChatTemplate::new(
-            &template_source,
-            &token_text(tokenizer.bos_id),
-            &token_text(tokenizer.eos_id),
-        )?;
-        let model = GgufModel::from_gguf(&content, &mut file, &Device::Cpu)?;
-        if tokenizer.vocab_size() == 0 {
-            return Err(LlmError::MissingMetadata("tokenizer.ggml.tokens".into()));
-        }
+        Self::new(SharedGguf::load(path)?, config)
+    }
 
-        // End of an answer: eos / eot from the metadata and the token the template closes an
-        // assistant message with (e.g. `<|im_end|>`), found by rendering, not by number.
-        let mut end_of_turn: Vec<u32> = [tokenizer.eos_id, tokenizer.eot_id]
-            .into_iter()
-            .flatten()
-            .collect();
-        let suffix = template.assistant_suffix()?;
-        if let Some(&first) = tokenizer.encode(&suffix)?.first()
-            && tokenizer.is_control(first)
-            && !end_of_turn.contains(&first)
-        {
-            end_of_turn.push(first);
-        }
-
+    /// A new conversation over a model loaded once and shared with other sessions.
+    pub fn new(shared: Arc<SharedGguf>, config: SessionConfig) -> Result<Self, LlmError> {
+        config.validate()?;
         let mut thinker = Self {
-            model,
-            tokenizer,
-            template,
-            end_of_turn,
+            model: GgufModel::new(Arc::clone(shared.weights())),
+            shared,
             sampler: config.sampler(),
             config,
             history: Vec::new(),
@@ -229,6 +191,7 @@ impl GgufThinker {
             cached_ids: Vec::new(),
             answer: None,
             last_prefill: 0,
+            before_turn: None,
         };
         thinker.reset();
         Ok(thinker)
@@ -253,20 +216,25 @@ impl GgufThinker {
     }
 
     pub fn model_config(&self) -> &ModelConfig {
-        &self.model.config
+        self.model.config()
+    }
+
+    /// The model this session runs on (to start more sessions sharing it).
+    pub fn shared(&self) -> &Arc<SharedGguf> {
+        &self.shared
     }
 
     pub fn tokenizer(&self) -> &GgufTokenizer {
-        &self.tokenizer
+        self.shared.tokenizer()
     }
 
     pub fn template(&self) -> &ChatTemplate {
-        &self.template
+        self.shared.template()
     }
 
     /// Tokens that end an answer (besides any other control token).
     pub fn end_of_turn_ids(&self) -> &[u32] {
-        &self.end_of_turn
+        self.shared.end_of_turn_ids()
     }
 
     /// Committed messages (the answer in progress is added when the next turn starts).
@@ -279,6 +247,12 @@ impl GgufThinker {
         &self.cached_ids
     }
 
+    /// The logits (`[vocab]`) the next answer token will be sampled from, once computed (after
+    /// `user_turn` / `load_history`, and after each token's forward) and until sampled.
+    pub fn pending_logits(&self) -> Option<&Tensor> {
+        self.answer.as_ref().and_then(|a| a.logits.as_ref())
+    }
+
     /// How many tokens the last `user_turn` (or `load_history`) ran through prefill.
     pub fn last_prefill_tokens(&self) -> usize {
         self.last_prefill
@@ -286,7 +260,7 @@ impl GgufThinker {
 
     /// The conversation length limit in tokens.
     pub fn context_limit(&self) -> usize {
-        let model_limit = self.model.config.context_length;
+        let model_limit = self.model.config().context_length;
         self.config
             .context_tokens
             .map_or(model_limit, |c| c.min(model_limit))
@@ -300,8 +274,8 @@ impl GgufThinker {
                 "a loaded conversation must end with a user message".into(),
             ));
         }
-        let rendered = self.template.render(messages, true)?;
-        let ids = self.tokenizer.encode(&rendered)?;
+        let rendered = self.shared.template().render(messages, true)?;
+        let ids = self.shared.tokenizer().encode(&rendered)?;
         self.check_fits(ids.len())?;
         self.reset();
         self.history = messages.to_vec();
@@ -375,14 +349,19 @@ impl GgufThinker {
     }
 }
 
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
+impl GgufThinker {
+    fn checkpoint(&self) -> TurnCheckpoint {
+        TurnCheckpoint {
+            history: self.history.clone(),
+            cached_text: self.cached_text.clone(),
+            cached_ids: self.cached_ids.clone(),
+            answer: self.answer.clone(),
+            last_prefill: self.last_prefill,
+        }
+    }
 
-impl Thinker for GgufThinker {
-    type Error = LlmError;
-
-    fn user_turn(&mut self, text: &str) -> Result<(), LlmError> {
+    /// `Thinker::user_turn` without taking the checkpoint.
+    fn append_user_turn(&mut self, text: &str) -> Result<(), LlmError> {
         // Plan on copies first so an error (e.g. a turn too long for the context) loses nothing.
         let mut history = self.history.clone();
         let mut cached_text = self.cached_text.clone();
@@ -390,20 +369,20 @@ impl Thinker for GgufThinker {
         if let Some(answer) = &self.answer {
             let answer_text = match &answer.heard {
                 Some(heard) => heard.clone(),
-                None => self.tokenizer.decode(&answer.ids),
+                None => self.shared.tokenizer().decode(&answer.ids),
             };
             cached_text.push_str(&answer_text);
             history.push(ChatMessage::assistant(answer_text));
             carried = answer.ids[answer.fed..].to_vec();
         }
         history.push(ChatMessage::user(text));
-        let rendered = self.template.render(&history, true)?;
+        let rendered = self.shared.template().render(&history, true)?;
 
         let position = self.model.position();
         let limit = self.context_limit();
         let incremental = match rendered.strip_prefix(&cached_text) {
             Some(suffix) => {
-                let ids = self.tokenizer.encode(suffix)?;
+                let ids = self.shared.tokenizer().encode(suffix)?;
                 let fits = position + carried.len() + ids.len() + self.config.max_tokens <= limit;
                 fits.then_some(ids)
             }
@@ -420,14 +399,14 @@ impl Thinker for GgufThinker {
             None => {
                 // Start over: the whole rendering if it fits, else the system prompt and this
                 // turn alone.
-                let ids = self.tokenizer.encode(&rendered)?;
+                let ids = self.shared.tokenizer().encode(&rendered)?;
                 let (history, rendered, ids) = if ids.len() + self.config.max_tokens <= limit {
                     (history, rendered, ids)
                 } else {
                     let mut short = self.system_messages();
                     short.push(ChatMessage::user(text));
-                    let rendered = self.template.render(&short, true)?;
-                    let ids = self.tokenizer.encode(&rendered)?;
+                    let rendered = self.shared.template().render(&short, true)?;
+                    let ids = self.shared.tokenizer().encode(&rendered)?;
                     tracing::info!(
                         limit,
                         "conversation outgrew the context; keeping only the system prompt and the \
@@ -443,6 +422,39 @@ impl Thinker for GgufThinker {
                 self.start_answer(rendered, Vec::new(), ids)
             }
         }
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Thinker for GgufThinker {
+    type Error = LlmError;
+
+    fn user_turn(&mut self, text: &str) -> Result<(), LlmError> {
+        let checkpoint = self.checkpoint();
+        self.append_user_turn(text)?;
+        self.before_turn = Some(checkpoint);
+        Ok(())
+    }
+
+    fn retract_turn(&mut self) -> Result<(), LlmError> {
+        let checkpoint = self.before_turn.take().ok_or(LlmError::NoAnswer)?;
+        // Keep the cache's common part with the old conversation; prefill the rest again only
+        // if the turn had to start over (a full context).
+        let keep = common_prefix(&self.cached_ids, &checkpoint.cached_ids);
+        self.model.truncate(keep);
+        self.cached_ids.truncate(keep);
+        for chunk in checkpoint.cached_ids[keep..].chunks(PREFILL_CHUNK) {
+            self.model.forward(chunk)?;
+            self.cached_ids.extend_from_slice(chunk);
+        }
+        self.history = checkpoint.history;
+        self.cached_text = checkpoint.cached_text;
+        self.answer = checkpoint.answer;
+        self.last_prefill = checkpoint.last_prefill;
+        Ok(())
     }
 
     fn next_event(&mut self, cancel: &CancelGuard) -> Result<ThinkerEvent, LlmError> {
@@ -486,7 +498,7 @@ impl Thinker for GgufThinker {
             .ok_or_else(|| LlmError::Internal("answer vanished while sampling".into()))?;
         answer.ids = answer_ids;
         let id = sampled?;
-        if self.end_of_turn.contains(&id) || self.tokenizer.is_control(id) {
+        if self.shared.end_of_turn_ids().contains(&id) || self.shared.tokenizer().is_control(id) {
             answer.finished = Some(StopReason::EndOfTurn);
             return Ok(ThinkerEvent::Done {
                 reason: StopReason::EndOfTurn,
@@ -495,7 +507,7 @@ impl Thinker for GgufThinker {
         }
         answer.ids.push(id);
         let mut bytes = Vec::new();
-        self.tokenizer.token_bytes(id, &mut bytes);
+        self.shared.tokenizer().token_bytes(id, &mut bytes);
         let text = answer.text.push(&bytes);
         Ok(ThinkerEvent::Token(ThinkerToken {
             id,
@@ -506,7 +518,7 @@ impl Thinker for GgufThinker {
     }
 
     fn truncate_answer(&mut self, heard_text: &str) -> Result<(), LlmError> {
-        let heard_ids = self.tokenizer.encode(heard_text)?;
+        let heard_ids = self.shared.tokenizer().encode(heard_text)?;
         let answer = self.answer.as_mut().ok_or(LlmError::NoAnswer)?;
         let keep = common_prefix(&heard_ids, &answer.ids[..answer.fed]);
         self.model.truncate(answer.start + keep);
@@ -526,6 +538,7 @@ impl Thinker for GgufThinker {
         self.cached_ids.clear();
         self.answer = None;
         self.last_prefill = 0;
+        self.before_turn = None;
         self.sampler = self.config.sampler();
     }
 }
