@@ -26,4 +26,11 @@ pub trait Talker: Send {
 
     /// Drops the current answer (barge-in) and starts clean.
     fn reset(&mut self);
+
+    /// The phrase the chunk last returned by `next_chunk` belongs to: its text and its length
+    /// in samples, when the Talker knows them. The engine uses them to keep only what the
+    /// listener heard after a barge-in.
+    fn spoken_phrase(&self) -> Option<(&str, u64)> {
+        None
+    }
 }

@@ -312,8 +312,11 @@ pub struct HibariTalker {
     text: String,
     text_continues_sentence: bool,
     phrases: VecDeque<Phrase>,
-    /// Model inputs of the current phrase still to run, and whether the first continues a sentence.
-    pending_ids: VecDeque<(Vec<u32>, bool)>,
+    /// Model inputs of the current phrase still to run, whether the first continues a sentence,
+    /// and the phrase's text.
+    pending_ids: VecDeque<(Vec<u32>, bool, Arc<str>)>,
+    /// The phrase of the chunk last handed out.
+    spoken: Option<Arc<str>>,
     playing: Option<Playing>,
     /// Model calls made in this answer (the noise seed offset).
     calls: u64,
@@ -331,6 +334,7 @@ impl HibariTalker {
             text_continues_sentence: false,
             phrases: VecDeque::new(),
             pending_ids: VecDeque::new(),
+            spoken: None,
             playing: None,
             calls: 0,
             total_calls: 0,
@@ -412,7 +416,8 @@ impl Talker for HibariTalker {
             if let Some(chunk) = self.take_chunk() {
                 return Ok(Step::Ready(chunk));
             }
-            if let Some((ids, continues)) = self.pending_ids.pop_front() {
+            if let Some((ids, continues, text)) = self.pending_ids.pop_front() {
+                self.spoken = Some(text);
                 let noise = DetNoise::new(self.config.seed.wrapping_add(self.calls));
                 self.calls += 1;
                 self.total_calls += 1;
@@ -427,11 +432,11 @@ impl Talker for HibariTalker {
             }
             if let Some(phrase) = self.phrases.pop_front() {
                 let chunks = self.tts.phrase_ids(&phrase.text)?;
+                let text: Arc<str> = Arc::from(phrase.text.as_str());
                 self.pending_ids.extend(
-                    chunks
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, ids)| (ids, phrase.continues_sentence && i == 0)),
+                    chunks.into_iter().enumerate().map(|(i, ids)| {
+                        (ids, phrase.continues_sentence && i == 0, Arc::clone(&text))
+                    }),
                 );
                 continue;
             }
@@ -448,9 +453,15 @@ impl Talker for HibariTalker {
         self.text_continues_sentence = false;
         self.phrases.clear();
         self.pending_ids.clear();
+        self.spoken = None;
         self.playing = None;
         self.calls = 0;
         self.finished = false;
+    }
+
+    fn spoken_phrase(&self) -> Option<(&str, u64)> {
+        let samples = self.playing.as_ref()?.audio.total_samples();
+        Some((self.spoken.as_deref()?, samples as u64))
     }
 }
 

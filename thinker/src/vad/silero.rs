@@ -36,6 +36,7 @@ const HIDDEN: usize = 128;
 
 /// The STFT as a matrix: `model.stft.forward_basis_buffer` [258, 1, 256] holds 129 cosine rows then
 /// 129 sine rows; applying it to the 4 frames at once is one [4, 256] × [256, 258] matmul.
+#[derive(Clone)]
 struct StftBasis {
     /// [256, 258], the basis transposed.
     basis_t: Tensor,
@@ -63,6 +64,7 @@ impl StftBasis {
 /// the padding) are gathered with a precomputed index, then multiplied by the kernel rearranged
 /// once at load to [3 · in, out]. candle's own `conv1d` does the same but re-packs the kernel
 /// on every call, which costs more than the arithmetic at these sizes.
+#[derive(Clone)]
 struct EncoderConv {
     /// [3 · in, out]: row `k · in + c` holds `w[:, c, k]`.
     weight: Tensor,
@@ -128,6 +130,7 @@ impl EncoderConv {
 /// `model.decoder.rnn`: a PyTorch LSTMCell. Both input projections are fused into one
 /// [u | h] × [256, 512] matmul with the two biases summed, and the gate blocks are reordered at
 /// load from PyTorch's i, f, g, o to i, f, o, g so one sigmoid covers the first three.
+#[derive(Clone)]
 struct LstmCell {
     /// [256, 512] = [W_ih | W_hh]ᵀ, gate columns i, f, o, g.
     weight: Tensor,
@@ -172,6 +175,7 @@ impl LstmCell {
 }
 
 /// `model.decoder.decoder.2`: ReLU, 1×1 conv to one channel (a dot product), sigmoid.
+#[derive(Clone)]
 struct FinalConv {
     /// [1, 128]
     weight: Tensor,
@@ -199,6 +203,10 @@ impl FinalConv {
 
 /// Streaming Silero VAD: feed 16 kHz mono samples in any chunk sizes, get one speech probability
 /// per completed 512-sample window.
+///
+/// `Clone` shares the weights (tensors are reference-counted) and copies the stream state, so
+/// one loaded model can start any number of independent streams (call `reset` on the clone).
+#[derive(Clone)]
 pub struct SileroVad {
     stft: StftBasis,
     encoder: [EncoderConv; 4],

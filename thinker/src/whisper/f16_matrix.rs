@@ -14,16 +14,18 @@
 use candle_core::{DType, Result, Tensor};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use std::sync::Arc;
 
 /// Below this many rows a matrix is multiplied on the calling thread: spawning a helper costs
 /// tens of microseconds, more than the layer matrices take (384-1536 rows).
 const MIN_ROWS_TO_SPLIT: usize = 8192;
 
-/// Row storage: f16 when lossless, else f32.
+/// Row storage: f16 when lossless, else f32. Shared (`Arc`): clones of a loaded model (one per
+/// session) use the same weights.
 #[derive(Debug, Clone)]
 enum Rows {
-    F16(Vec<f16>),
-    F32(Vec<f32>),
+    F16(Arc<[f16]>),
+    F32(Arc<[f32]>),
 }
 
 /// A `[rows, cols]` matrix kept for `matrix x vector` products.
@@ -45,9 +47,9 @@ impl F16Matrix {
         let as_f16: Vec<f16> = as_f32.iter().map(|&w| f16::from_f32(w)).collect();
         let lossless = as_f16.iter().zip(&as_f32).all(|(h, &w)| h.to_f32() == w);
         let rows = if lossless {
-            Rows::F16(as_f16)
+            Rows::F16(as_f16.into())
         } else {
-            Rows::F32(as_f32)
+            Rows::F32(as_f32.into())
         };
         Ok(Self {
             rows,

@@ -31,6 +31,7 @@ struct MelBand {
 }
 
 /// Computes log-mel spectrograms; owns the window, filterbank and FFT plan (build once, reuse).
+#[derive(Clone)]
 pub struct LogMel {
     n_mels: usize,
     window: Vec<f32>,

@@ -74,6 +74,12 @@ impl SpeculativeTranscriber {
         self.speculation.is_some()
     }
 
+    /// The speculative transcript, if one is waiting (e.g. to start thinking before the
+    /// endpoint is decided).
+    pub fn speculative_text(&self) -> Option<&str> {
+        self.speculation.as_ref().map(|s| s.text.as_str())
+    }
+
     /// The endpoint was decided on `utterance` (the audio given to `begin` plus the trailing
     /// silence). Streams the transcript through `on_piece` and returns it: the speculation's when
     /// `utterance` starts with the audio it transcribed, else a transcription run now. Either way

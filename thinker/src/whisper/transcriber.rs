@@ -115,6 +115,10 @@ struct WindowResult {
 }
 
 /// Whisper speech recognition; load once, then transcribe utterance after utterance.
+///
+/// `Clone` shares the weights (candle tensors and the decoder's matrices are reference-counted)
+/// and gives the clone its own decoding state: one per session, transcribing in parallel.
+#[derive(Clone)]
 pub struct Transcriber {
     model: Whisper,
     decoder: CachedDecoder,
