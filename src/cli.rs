@@ -23,6 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// List audio input and output devices with their sample rates.
     Devices,
+    /// Serve the Realtime API: WebSocket /v1/realtime, GET /healthz and /metrics.
+    Serve(parley::serve::config::ServeArgs),
+    /// Say WAVs to parley through the whole pipeline; print transcript, answer and latencies.
+    Converse(commands::converse::ConverseArgs),
+    /// Drive N concurrent sessions from WAVs and report voice-to-voice latency percentiles.
+    Bench(commands::bench::BenchArgs),
+    /// Talk with parley live through the microphone and speaker (echo-cancelled).
+    Talk(commands::talk::TalkArgs),
     /// Install and inspect models.
     Models {
         #[command(subcommand)]
@@ -96,6 +104,10 @@ pub enum ModelsCommand {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices => commands::devices::print_devices(),
+        Command::Serve(args) => commands::serve::run(&args),
+        Command::Converse(args) => commands::converse::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Talk(args) => commands::talk::run(args),
         Command::Transcribe { file } => commands::transcribe::run(&file),
         Command::Generate {
             prompt,

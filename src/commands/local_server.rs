@@ -1,0 +1,56 @@
+//! A parley server inside this process, for `converse` and `bench` without `--connect`/`--url`:
+//! the same engine and WebSocket pipeline as `parley serve`, on a free localhost port.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use parley::engine::Engine;
+use parley::engine::websocket::EngineRunner;
+use parley::serve::config::ServeConfig;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct LocalServer {
+    pub url: String,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl LocalServer {
+    /// Loads the CPU models and starts serving (call inside a tokio runtime).
+    pub async fn start(max_sessions: usize) -> anyhow::Result<Self> {
+        let mut config = ServeConfig::defaults();
+        config.port = 0;
+        config.max_sessions = max_sessions.max(1);
+        let engine = tokio::task::spawn_blocking({
+            let config = config.clone();
+            move || Engine::from_serve_config(&config)
+        })
+        .await??;
+        let runner = Arc::new(EngineRunner::new(engine));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(parley::serve::serve_until(
+            config,
+            runner,
+            move |addr| {
+                let _ = ready_tx.send(addr);
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let addr = ready_rx.await.context("the local server did not start")?;
+        Ok(Self {
+            url: format!("ws://{addr}/v1/realtime"),
+            stop,
+            task,
+        })
+    }
+
+    /// Ends the sessions cleanly and stops.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}

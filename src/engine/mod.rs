@@ -1,0 +1,161 @@
+//! parley's engine: live spoken conversations on loaded models.
+//!
+//! - [`models`]: the CPU profile's models, loaded once and shared by all sessions.
+//! - [`session`]: one conversation's session thread (listening, turn decisions, pacing).
+//! - [`turn`]: the turn-taking state machine (who has the floor, barge-in vs backchannel).
+//! - [`workers`]: the Thinker and Talker threads of a session.
+//! - [`settings`]: server defaults and what `session.update` may change.
+//! - [`websocket`]: a session behind the Realtime WebSocket transport.
+//! - [`metrics`]: what the engine reports, for the Prometheus endpoint.
+
+pub mod metrics;
+pub mod models;
+pub mod session;
+pub mod settings;
+pub mod turn;
+pub mod websocket;
+pub mod workers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use parley_talker::hibari::talker::HibariConfig;
+use parley_thinker::llm::{GgufThinker, SessionConfig as ThinkerConfig};
+use parley_thinker::whisper::SpeculativeTranscriber;
+
+use metrics::EngineMetrics;
+use parley_models::Profile;
+
+use crate::serve::config::ServeConfig;
+use models::CpuModels;
+use session::{Outbox, Session, SessionInput};
+use settings::{EngineDefaults, Settings};
+use workers::{GenerationSettings, SessionThinker, Workers};
+
+/// Client items queued for a session thread (the transport waits when it is full, which slows
+/// the client down through TCP).
+pub const SESSION_INPUT_QUEUE: usize = 64;
+
+/// Loaded models plus the defaults every session starts from.
+pub struct Engine {
+    models: CpuModels,
+    defaults: EngineDefaults,
+    sessions_started: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running session: feed it through `input`; dropping `input` ends it.
+pub struct SessionHandle {
+    pub input: Sender<SessionInput>,
+    pub thread: JoinHandle<()>,
+}
+
+impl Engine {
+    pub fn new(models: CpuModels, defaults: EngineDefaults) -> Arc<Self> {
+        Arc::new(Self {
+            models,
+            defaults,
+            sessions_started: AtomicU64::new(0),
+        })
+    }
+
+    /// Loads the models `config` asks for, with its session defaults.
+    pub fn from_serve_config(config: &ServeConfig) -> anyhow::Result<Arc<Self>> {
+        match config.profile {
+            Profile::Cpu => {}
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!("profile {other:?} has no engine yet"),
+        }
+        let models = CpuModels::load(&config.models_dir)?;
+        Ok(Self::new(
+            models,
+            EngineDefaults::from_session_defaults(&config.session),
+        ))
+    }
+
+    pub fn defaults(&self) -> &EngineDefaults {
+        &self.defaults
+    }
+
+    /// Starts a session (its session thread and model threads) sending to `out`.
+    pub fn start_session<O: Outbox>(
+        &self,
+        out: O,
+        model: Option<String>,
+        metrics: EngineMetrics,
+    ) -> anyhow::Result<SessionHandle> {
+        let number = self.sessions_started.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("session-{number}");
+        let settings = Settings::from_config(
+            &settings::initial_session(String::new(), None, &self.defaults),
+            &self.defaults,
+        )
+        .map_err(|e| anyhow::anyhow!("the server's session defaults are invalid: {e}"))?;
+        let thinker = self.models.thinker_for(&thinker_config(&settings))?;
+        let talker = self.models.talker(HibariConfig {
+            speed: settings.speed,
+            ..HibariConfig::default()
+        });
+        let workers = Workers::spawn(&name, thinker, talker)?;
+        let session = Session::new(
+            name.clone(),
+            out,
+            model,
+            self.defaults.clone(),
+            metrics,
+            self.models.vad(),
+            SpeculativeTranscriber::new(self.models.transcriber()),
+            workers,
+        )?;
+        let (input, input_rx) = crossbeam_channel::bounded(SESSION_INPUT_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || session.run(input_rx))?;
+        Ok(SessionHandle { input, thread })
+    }
+}
+
+/// The Thinker settings a session's settings ask for.
+pub fn thinker_config(settings: &Settings) -> GenerationSettings {
+    GenerationSettings {
+        system_prompt: settings.instructions.clone(),
+        temperature: settings.temperature,
+        top_p: settings.top_p,
+        max_tokens: settings.max_output_tokens,
+    }
+}
+
+impl SessionThinker for GgufThinker {
+    fn configure(&mut self, settings: &GenerationSettings) -> Result<(), Self::Error> {
+        let config = ThinkerConfig {
+            system_prompt: Some(settings.system_prompt.clone()),
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            max_tokens: settings.max_tokens,
+            ..self.config().clone()
+        };
+        self.set_config(config)
+    }
+}
+
+impl CpuModels {
+    /// A Thinker for a new session with `settings`.
+    fn thinker_for(&self, settings: &GenerationSettings) -> anyhow::Result<GgufThinker> {
+        self.thinker(ThinkerConfig {
+            system_prompt: Some(settings.system_prompt.clone()),
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            max_tokens: settings.max_tokens,
+            ..ThinkerConfig::default()
+        })
+    }
+}
