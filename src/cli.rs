@@ -29,8 +29,20 @@ pub enum Command {
     Converse(commands::converse::ConverseArgs),
     /// Drive N concurrent sessions from WAVs and report voice-to-voice latency percentiles.
     Bench(commands::bench::BenchArgs),
-    /// Talk with parley live through the microphone and speaker (echo-cancelled).
-    Talk(commands::talk::TalkArgs),
+    /// Run one component of a Qwen2.5-Omni checkpoint on tensors from a safetensors file and
+    /// write its outputs (to compare any checkpoint, tiny or real, with transformers).
+    ReferenceCheck {
+        /// Checkpoint directory: config.json and *.safetensors in the Hugging Face layout.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// `audio-encoder` or `thinker`.
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        inputs: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Install and inspect models.
     Models {
         #[command(subcommand)]
@@ -106,8 +118,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices => commands::devices::print_devices(),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Converse(args) => commands::converse::run(args),
+        Command::ReferenceCheck {
+            checkpoint,
+            component,
+            inputs,
+            output,
+        } => {
+            parley_thinker::qwen::reference_check::run(&checkpoint, &component, &inputs, &output)?;
+            eprintln!("wrote {}", output.display());
+            Ok(())
+        }
         Command::Bench(args) => commands::bench::run(args),
-        Command::Talk(args) => commands::talk::run(args),
         Command::Transcribe { file } => commands::transcribe::run(&file),
         Command::Generate {
             prompt,
