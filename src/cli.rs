@@ -29,6 +29,8 @@ pub enum Command {
     Converse(commands::converse::ConverseArgs),
     /// Drive N concurrent sessions from WAVs and report voice-to-voice latency percentiles.
     Bench(commands::bench::BenchArgs),
+    /// Talk with parley live through the microphone and speaker (echo-cancelled).
+    Talk(commands::talk::TalkArgs),
     /// Run one component of a Qwen2.5-Omni checkpoint on tensors from a safetensors file and
     /// write its outputs (to compare any checkpoint, tiny or real, with transformers).
     ReferenceCheck {
@@ -129,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => commands::bench::run(args),
+        Command::Talk(args) => commands::talk::run(args),
         Command::Transcribe { file } => commands::transcribe::run(&file),
         Command::Generate {
             prompt,
