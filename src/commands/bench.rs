@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parley_client::{BenchOptions, Script, run_bench};
 
-use super::local_server::LocalServer;
+use parley::serve::local::LocalServer;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use parley_audio_io::constants::WIRE_PCM_RATE;
 use parley_client::{DisplayEvent, Script, SessionOptions, latency_line, run_session};
 
-use super::local_server::LocalServer;
+use parley::serve::local::LocalServer;
 
 #[derive(Debug, clap::Args)]
 pub struct ConverseArgs {

@@ -4,7 +4,6 @@ pub mod bench;
 pub mod converse;
 pub mod devices;
 pub mod generate;
-mod local_server;
 mod model_dir;
 pub mod models;
 pub mod say;

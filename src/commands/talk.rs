@@ -6,7 +6,7 @@ use std::io::Write;
 
 use parley::talk::{TalkEvent, TalkOptions, run_conversation};
 
-use super::local_server::LocalServer;
+use parley::serve::local::LocalServer;
 
 #[derive(Debug, clap::Args)]
 pub struct TalkArgs {

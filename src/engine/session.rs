@@ -163,6 +163,8 @@ struct LastAnswer {
     text: String,
     sent_samples: u64,
     spans: Vec<SpokenSpan>,
+    /// All of the answer's audio was produced (it was not cut short).
+    complete: bool,
 }
 
 /// One session's state (see the module doc).
@@ -638,7 +640,7 @@ impl<O: Outbox> Session<O> {
                 truncate.event_id,
             );
         }
-        let heard = heard_text(&last.text, &last.spans, played);
+        let heard = heard_text(&last.text, &last.spans, played, last.complete);
         self.truncate_history(heard);
         let event = ServerEvent::ConversationItemTruncated(ConversationItemTruncated {
             event_id: self.ids.next("event"),
@@ -1407,6 +1409,7 @@ impl<O: Outbox> Session<O> {
         };
         let sent_samples = r.sent_samples;
         let spans = r.spans.clone();
+        let complete = r.talker_done;
         let stream_id = r.stream_id;
         if self.settings.binary.is_some() {
             let end = AudioFrame::end_of_audio(self.out_sequence, sent_samples, stream_id);
@@ -1467,6 +1470,7 @@ impl<O: Outbox> Session<O> {
             text,
             sent_samples,
             spans,
+            complete,
         });
         if let Some(r) = self.response.as_mut() {
             r.done_sent = true;
@@ -1511,7 +1515,7 @@ impl<O: Outbox> Session<O> {
             let elapsed = ms_to_output_samples(first.elapsed().as_millis() as u64);
             elapsed.min(r.sent_samples)
         });
-        let heard = heard_text(&r.text, &r.spans, played);
+        let heard = heard_text(&r.text, &r.spans, played, r.talker_done);
         let was_done = r.done_sent;
         if !was_done {
             self.end_response(ResponseStatus::Cancelled, Some(reason));
@@ -1604,9 +1608,9 @@ fn ms_to_output_samples(ms: u64) -> u64 {
 /// audio speaks. Whole phrases played count entirely; of the phrase playing at the cut, the words
 /// whose share of its audio had fully played. The result is a prefix of `text` (so the Thinker
 /// can keep the tokens it shares with the generated answer).
-fn heard_text(text: &str, spans: &[SpokenSpan], played: u64) -> String {
+fn heard_text(text: &str, spans: &[SpokenSpan], played: u64, all_sent: bool) -> String {
     let mut cursor = 0;
-    for span in spans {
+    for (i, span) in spans.iter().enumerate() {
         if span.start >= played {
             break;
         }
@@ -1616,14 +1620,23 @@ fn heard_text(text: &str, spans: &[SpokenSpan], played: u64) -> String {
         };
         let phrase_start = cursor + offset.0;
         let phrase_end = cursor + offset.1;
-        if span.end <= played {
+        // The share of the phrase heard: up to `played`, and never past what was sent of it.
+        // A phrase still being sent may be longer than its audio so far; once the next one has
+        // begun (or the answer is over) its audio is complete.
+        let complete = all_sent || i + 1 < spans.len();
+        let length = if complete {
+            span.end - span.start
+        } else {
+            span.total.max(span.end - span.start)
+        }
+        .max(1);
+        let heard = played.min(span.end) - span.start;
+        if heard >= length {
             cursor = phrase_end;
             continue;
         }
-        // Partly played: keep the words fully spoken, assuming they share the phrase's audio
-        // evenly (the phrase may be longer than what was sent of it).
-        let length = span.total.max(span.end - span.start).max(1);
-        let fraction = (played - span.start) as f64 / length as f64;
+        // Partly heard: keep the words fully spoken, assuming they share the phrase evenly.
+        let fraction = heard as f64 / length as f64;
         let words: Vec<(usize, usize)> = word_bounds(&text[phrase_start..phrase_end]);
         let keep = (fraction * words.len() as f64).floor() as usize;
         if keep > 0 {
@@ -1690,15 +1703,18 @@ mod tests {
             span(24_000, 48_000, "Rivers carry minerals into it,"),
             span(48_000, 72_000, "over millions of years."),
         ];
-        assert_eq!(heard_text(text, &spans, 0), "");
-        assert_eq!(heard_text(text, &spans, 12_000), "The ocean");
-        assert_eq!(heard_text(text, &spans, 24_000), "The ocean is salty.");
+        assert_eq!(heard_text(text, &spans, 0, true), "");
+        assert_eq!(heard_text(text, &spans, 12_000, true), "The ocean");
         assert_eq!(
-            heard_text(text, &spans, 24_000 + 14_400),
+            heard_text(text, &spans, 24_000, true),
+            "The ocean is salty."
+        );
+        assert_eq!(
+            heard_text(text, &spans, 24_000 + 14_400, true),
             "The ocean is salty. Rivers carry minerals"
         );
-        assert_eq!(heard_text(text, &spans, 72_000), text);
-        assert_eq!(heard_text(text, &spans, 100_000), text);
+        assert_eq!(heard_text(text, &spans, 72_000, true), text);
+        assert_eq!(heard_text(text, &spans, 100_000, true), text);
         // Only part of the last phrase was sent yet: its words are spread over its whole length.
         let sent_so_far = [
             span(0, 24_000, "The ocean is salty."),
@@ -1708,8 +1724,13 @@ mod tests {
             },
         ];
         assert_eq!(
-            heard_text(text, &sent_so_far, 24_000 + 24_000),
-            "The ocean is salty. Rivers carry"
+            heard_text(text, &sent_so_far, 24_000 + 24_000, false),
+            // Only a quarter of the phrase was sent: the listener cannot have heard more.
+            "The ocean is salty. Rivers"
+        );
+        assert_eq!(
+            heard_text(text, &sent_so_far, 24_000 + 7_000, false),
+            "The ocean is salty."
         );
     }
 
@@ -1720,7 +1741,7 @@ mod tests {
             span(0, 100, "Sure!"),
             span(100, 200, "Here it is: one, two."),
         ];
-        let heard = heard_text(text, &spans, 150);
+        let heard = heard_text(text, &spans, 150, true);
         assert!(text.starts_with(&heard), "{heard:?}");
         // Half of the second span: 2 of its 5 words.
         assert_eq!(heard, "Sure!\n\nHere it");

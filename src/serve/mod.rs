@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod config;
 pub mod limit;
+pub mod local;
 pub mod metrics;
 #[cfg(test)]
 mod tests;

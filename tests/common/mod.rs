@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use parley::engine::Engine;
 use parley::engine::models::CpuModels;
 use parley::engine::settings::EngineDefaults;
-use parley::engine::websocket::EngineRunner;
 use parley::serve::config::ServeConfig;
+use parley::serve::local::LocalServer;
 use parley_audio_io::constants::{WIRE_PCM_RATE, frame_samples};
 use parley_protocol::events::{ClientEvent, InputAudioBufferAppend};
 use parley_protocol::{ClientSender, Pcm16Audio, ServerEvent, ServerItem};
-use tokio::sync::oneshot;
 
 pub fn asset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -47,19 +46,13 @@ pub fn engine() -> &'static Arc<Engine> {
 pub struct TestServer {
     pub url: String,
     pub http: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    local: LocalServer,
 }
 
 impl TestServer {
     /// Shuts the server down gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.local.stop().await.unwrap();
     }
 }
 
@@ -67,25 +60,13 @@ pub async fn start_server_with(configure: impl FnOnce(&mut ServeConfig)) -> Test
     let mut config = ServeConfig::defaults();
     config.port = 0;
     configure(&mut config);
-    let runner = Arc::new(EngineRunner::new(Arc::clone(engine())));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let task = tokio::spawn(parley::serve::serve_until(
-        config,
-        runner,
-        move |addr| {
-            let _ = ready_tx.send(addr);
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let addr = ready_rx.await.expect("the server did not start");
+    let local = LocalServer::start_with(Arc::clone(engine()), config)
+        .await
+        .unwrap();
     TestServer {
-        url: format!("ws://{addr}/v1/realtime"),
-        http: format!("http://{addr}"),
-        stop: Some(stop),
-        task: Some(task),
+        url: local.url.clone(),
+        http: format!("http://{}", local.addr),
+        local,
     }
 }
 

@@ -1,16 +1,19 @@
-//! A parley server inside this process, for `converse` and `bench` without `--connect`/`--url`:
-//! the same engine and WebSocket pipeline as `parley serve`, on a free localhost port.
+//! A parley server inside this process (for `talk`, `converse` and `bench` without a URL, and
+//! for tests): the same engine and WebSocket pipeline as `parley serve`, on a free localhost
+//! port.
 
 use std::sync::Arc;
 
+use crate::engine::Engine;
+use crate::engine::websocket::EngineRunner;
+use crate::serve::config::ServeConfig;
 use anyhow::Context;
-use parley::engine::Engine;
-use parley::engine::websocket::EngineRunner;
-use parley::serve::config::ServeConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct LocalServer {
+    pub addr: std::net::SocketAddr,
+    /// `ws://127.0.0.1:PORT/v1/realtime`.
     pub url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -27,10 +30,15 @@ impl LocalServer {
             move || Engine::from_serve_config(&config)
         })
         .await??;
+        Self::start_with(engine, config).await
+    }
+
+    /// Serves `engine` with `config` (its host and port: use port 0 for a free one).
+    pub async fn start_with(engine: Arc<Engine>, config: ServeConfig) -> anyhow::Result<Self> {
         let runner = Arc::new(EngineRunner::new(engine));
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(parley::serve::serve_until(
+        let task = tokio::spawn(crate::serve::serve_until(
             config,
             runner,
             move |addr| {
@@ -42,6 +50,7 @@ impl LocalServer {
         ));
         let addr = ready_rx.await.context("the local server did not start")?;
         Ok(Self {
+            addr,
             url: format!("ws://{addr}/v1/realtime"),
             stop,
             task,
