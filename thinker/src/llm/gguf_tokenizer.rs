@@ -3,8 +3,8 @@
 //! This is the tokenizer family of SmolLM, Qwen2 and Llama 3 GGUFs: text is split on special
 //! tokens first, then into pre-tokens by the regexes named by `tokenizer.ggml.pre` (the same
 //! regexes llama.cpp uses), each pre-token's bytes are mapped to GPT-2's printable byte alphabet
-//! and merged pairwise by merge rank. SentencePiece GGUFs (`tokenizer.ggml.model == "llama"`) are
-//! refused with a clear error.
+//! and merged pairwise by merge rank. SentencePiece GGUFs (`tokenizer.ggml.model == "llama"`)
+//! share the vocabulary and special-token handling and tokenize plain text with [`super::spm`].
 
 use std::collections::HashMap;
 
@@ -12,6 +12,7 @@ use candle_core::quantized::gguf_file;
 use fancy_regex::Regex;
 
 use super::LlmError;
+use super::spm::{self, SentencePiece};
 
 /// GGUF token types (llama.cpp `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i32 = 3;
@@ -47,6 +48,8 @@ pub struct GgufTokenizer {
     /// 0x04 or 0xff), which are dropped like HF `tokenizers` does for a BPE without unk token.
     byte_tokens: [Option<u32>; 256],
     word_cache: std::sync::Mutex<HashMap<String, Vec<u32>>>,
+    /// Set for SentencePiece vocabularies: plain text goes through it instead of byte-level BPE.
+    sentence_piece: Option<SentencePiece>,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
     /// `tokenizer.ggml.eot_token_id`, when the GGUF names one.
@@ -101,13 +104,18 @@ impl GgufTokenizer {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_default();
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(LlmError::UnsupportedTokenizer(format!(
-                "tokenizer.ggml.model is `{model}`; only byte-level BPE (`gpt2`) GGUFs are supported"
+                "tokenizer.ggml.model is `{model}`; byte-level BPE (`gpt2`) and SentencePiece \
+                 (`llama`) GGUFs are supported"
             )));
         }
         let tokens = md_string_array(ct, "tokenizer.ggml.tokens")?;
-        let merges_text = md_string_array(ct, "tokenizer.ggml.merges")?;
+        let merges_text = if model == "gpt2" {
+            md_string_array(ct, "tokenizer.ggml.merges")?
+        } else {
+            Vec::new()
+        };
         let token_types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
@@ -118,6 +126,35 @@ impl GgufTokenizer {
                 .map(|t| t.to_i32().unwrap_or(1))
                 .collect(),
             None => vec![1; tokens.len()],
+        };
+        let sentence_piece = if model == "llama" {
+            let scores: Vec<f32> = match ct.metadata.get("tokenizer.ggml.scores") {
+                Some(v) => v
+                    .to_vec()
+                    .map_err(|e| {
+                        LlmError::BadMetadata("tokenizer.ggml.scores".into(), e.to_string())
+                    })?
+                    .iter()
+                    .map(|s| s.to_f32().unwrap_or(0.0))
+                    .collect(),
+                None => {
+                    return Err(LlmError::MissingMetadata("tokenizer.ggml.scores".into()));
+                }
+            };
+            let add_space_prefix = ct
+                .metadata
+                .get("tokenizer.ggml.add_space_prefix")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(true);
+            Some(SentencePiece::new(
+                &tokens,
+                &token_types,
+                scores,
+                md_u32(ct, "tokenizer.ggml.unknown_token_id"),
+                add_space_prefix,
+            ))
+        } else {
+            None
         };
         let pre = ct
             .metadata
@@ -179,7 +216,9 @@ impl GgufTokenizer {
         for (b, c) in byte_to_char.iter().enumerate() {
             byte_tokens[b] = vocab.get(&c.to_string()).copied();
         }
-        if byte_tokens[b'a' as usize].is_none() || byte_tokens[b' ' as usize].is_none() {
+        if sentence_piece.is_none()
+            && (byte_tokens[b'a' as usize].is_none() || byte_tokens[b' ' as usize].is_none())
+        {
             return Err(LlmError::UnsupportedTokenizer(
                 "the vocabulary does not use GPT-2's byte alphabet".into(),
             ));
@@ -208,6 +247,7 @@ impl GgufTokenizer {
             char_to_byte,
             byte_tokens,
             word_cache: std::sync::Mutex::new(HashMap::new()),
+            sentence_piece,
         })
     }
 
@@ -251,6 +291,11 @@ impl GgufTokenizer {
         Ok(ids)
     }
 
+    /// Whether this is a SentencePiece vocabulary (`tokenizer.ggml.model == "llama"`).
+    pub fn is_sentence_piece(&self) -> bool {
+        self.sentence_piece.is_some()
+    }
+
     /// The earliest special token in `text` (the longest one when several start there).
     fn next_special<'a>(&'a self, text: &str) -> Option<(usize, &'a str, u32)> {
         let mut best: Option<(usize, &str, u32)> = None;
@@ -267,6 +312,15 @@ impl GgufTokenizer {
 
     fn encode_plain(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), LlmError> {
         if text.is_empty() {
+            return Ok(());
+        }
+        if let Some(sp) = &self.sentence_piece {
+            // Like llama.cpp: every stretch of text that begins the input or follows a special
+            // token gets SentencePiece's dummy prefix.
+            let at_start = ids
+                .last()
+                .is_none_or(|&id| self.token_types.get(id as usize) == Some(&TOKEN_TYPE_CONTROL));
+            sp.encode(&self.vocab, text, at_start, ids);
             return Ok(());
         }
         let mut pieces = vec![text];
@@ -329,6 +383,20 @@ impl GgufTokenizer {
             out.extend_from_slice(token.as_bytes());
             return;
         }
+        if self.sentence_piece.is_some() {
+            if self.token_types.get(id as usize) == Some(&spm::TOKEN_TYPE_BYTE)
+                && let Some(byte) = spm::parse_byte_piece(token)
+            {
+                out.push(byte);
+            } else {
+                let text: String = token
+                    .chars()
+                    .map(|c| if c == spm::SPACE { ' ' } else { c })
+                    .collect();
+                out.extend_from_slice(text.as_bytes());
+            }
+            return;
+        }
         for c in token.chars() {
             match self.char_to_byte.get(&c) {
                 Some(&b) => out.push(b),
@@ -347,7 +415,15 @@ impl GgufTokenizer {
         for &id in ids {
             self.token_bytes(id, &mut bytes);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // SentencePiece drops the dummy prefix's space again.
+        match &self.sentence_piece {
+            Some(sp) if sp.add_space_prefix => match text.strip_prefix(' ') {
+                Some(rest) => rest.to_string(),
+                None => text,
+            },
+            _ => text,
+        }
     }
 
     /// The printable character GPT-2's alphabet uses for a byte (tests use this to read vocab).

@@ -17,6 +17,7 @@ pub mod model;
 pub mod sampling;
 pub mod session;
 pub mod shared;
+mod spm;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use gguf_tokenizer::GgufTokenizer;
