@@ -6,7 +6,9 @@ The vocabulary is a SentencePiece BPE model (byte fallback on) trained here on a
 GGUF carries its pieces, scores and token types the way llama.cpp's converter writes them
 (normal / unknown / control / byte). The weights are random (2 layers, f16), with a Llama 2 chat
 template. The golden JSON holds `sp.encode(text)` for each test string: the ids a llama.cpp-style
-tokenizer must produce for the text with its dummy prefix (`▁`) added, as SentencePiece does.
+tokenizer must produce for the text with its dummy prefix (`▁`) added, as SentencePiece does
+(llama.cpp adds it at the start of a prompt and after every special token), and
+`sp.decode(ids)`, which drops that prefix's space again (also after a leading BOS).
 
     .venv/bin/python tools/make_tiny_spm_gguf.py   # writes assets/goldens/llm/tiny_spm_llama.gguf
                                                    # and assets/goldens/llm/tiny_spm_tokens.json
@@ -23,12 +25,21 @@ import gguf
 import numpy as np
 import sentencepiece as spm
 
-HIDDEN, HEADS, KV_HEADS, FFN, LAYERS, CONTEXT = 64, 4, 2, 128, 2, 256
+HIDDEN, HEADS, KV_HEADS, FFN, LAYERS, CONTEXT = 64, 4, 2, 96, 2, 256
+# Enough merges (about 200 above the bytes and characters) to exercise the score order.
+VOCAB = 448
+# Llama 2 chat's template (system prompt inside the first [INST], BOS before every [INST], each
+# answer closed by EOS) without its `.strip()` calls and role check.
 LLAMA2_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
-    "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}"
-    "{% elif message['role'] == 'system' %}{{ '<<SYS>>\\n' + message['content'] + '\\n<</SYS>>\\n\\n' }}"
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}"
+    "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' + content + ' ' + eos_token }}"
     "{% endif %}{% endfor %}"
 )
 CORPUS = [
@@ -38,6 +49,18 @@ CORPUS = [
     "tell me about the moon. the moon is far away from the earth.",
     "a spider has eight legs, and an insect has six legs.",
     "numbers like 12, 345 and 2026 are written with digits.",
+    "the weather today is sunny with a light wind from the west.",
+    "please set a timer for ten minutes and remind me to call my mother.",
+    "i would like to listen to some music while i am cooking dinner.",
+    "could you tell me a short story about a brave little mouse?",
+    "the train to the city leaves at seven in the morning every day.",
+    "water boils at one hundred degrees at sea level.",
+    "my favourite colours are green, blue and a warm orange.",
+    "we are going to the mountains for the weekend with our friends.",
+    "thank you very much, that was really helpful and kind.",
+    "how many minutes are there in an hour? there are sixty minutes.",
+    "she reads a book every evening before she goes to sleep.",
+    "turn off the lights in the kitchen and lock the front door.",
 ] * 20
 TESTS = [
     "hello",
@@ -60,6 +83,11 @@ TESTS = [
     " ",
     "UPPER lower MiXeD",
     "over the lazy dog",
+    "Line one.\nLine two.\n\nLine four",
+    # Runs of one letter: equal-score pairs overlap, the leftmost must merge first.
+    "a looooong weeeek, sooo gooood, llll ssssss",
+    # Long enough for many overlapping candidate merges.
+    " ".join(CORPUS[:18]),
 ]
 
 
@@ -71,7 +99,7 @@ def main() -> None:
         sentence_iterator=iter(CORPUS),
         model_writer=model,
         model_type="bpe",
-        vocab_size=320,
+        vocab_size=VOCAB,
         byte_fallback=True,
         character_coverage=1.0,
         num_threads=1,
@@ -96,6 +124,8 @@ def main() -> None:
             types.append(gguf.TokenType.UNKNOWN)
         elif sp.is_control(i):
             types.append(gguf.TokenType.CONTROL)
+        elif sp.is_unused(i):
+            types.append(gguf.TokenType.UNUSED)
         elif sp.is_byte(i):
             types.append(gguf.TokenType.BYTE)
         else:
@@ -153,12 +183,22 @@ def main() -> None:
     w.write_tensors_to_file()
     w.close()
 
-    golden = [
-        {"text": t, "ids": sp.encode(t), "decoded": sp.decode(sp.encode(t))} for t in TESTS
-    ]
+    golden = []
+    for text in TESTS:
+        ids = sp.encode(text)
+        decoded = sp.decode(ids)
+        # SentencePiece drops the dummy prefix's space after a leading BOS as well.
+        assert sp.decode([sp.bos_id()] + ids) == decoded, text
+        golden.append({"text": text, "ids": ids, "decoded": decoded})
+    # A first chat turn as LLAMA2_TEMPLATE renders it, and its ids as llama.cpp tokenizes a
+    # prompt: BOS (printed by the template), then the text after it with the dummy prefix.
+    system, user = "Be brief.", "what is the capital of france?"
+    after_bos = f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]"
+    prompt = {"system": system, "user": user, "text": "<s>" + after_bos,
+              "ids": [sp.bos_id()] + sp.encode(after_bos)}
     (out / "tiny_spm_tokens.json").write_text(
         json.dumps({"generator": "tools/make_tiny_spm_gguf.py", "sentencepiece": spm.__version__,
-                    "cases": golden}, ensure_ascii=False, indent=1) + "\n"
+                    "cases": golden, "prompt": prompt}, ensure_ascii=False, indent=1) + "\n"
     )
     print(f"{path}: vocab {vocab}, {path.stat().st_size} bytes")
 

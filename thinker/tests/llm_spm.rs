@@ -3,11 +3,18 @@
 //! `tools/make_tiny_spm_gguf.py`; our tokenizer must give exactly SentencePiece's ids
 //! (`assets/goldens/llm/tiny_spm_tokens.json`), and a whole turn must run through the Llama 2
 //! chat template.
+//!
+//! The dummy-prefix convention is llama.cpp's for a prompt: every stretch of plain text that
+//! begins the input or follows a special token gets a leading `▁`, which is what
+//! `SentencePieceProcessor.encode` does to a whole text. So `encode(text)` must equal
+//! SentencePiece's ids, and the rendered prompt `<s>[INST] ...` must equal BOS followed by
+//! SentencePiece's ids of the text after `<s>`.
 
 use std::path::PathBuf;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
+use parley_thinker::llm::gguf_tokenizer::Utf8Stream;
 use parley_thinker::llm::{GgufThinker, GgufTokenizer, SessionConfig, SharedGguf};
 use parley_thinker::seam::{Thinker, ThinkerEvent};
 use parley_thinker::stream::CancelGuard;
@@ -20,6 +27,22 @@ fn model_path() -> PathBuf {
     golden_dir().join("tiny_spm_llama.gguf")
 }
 
+fn golden() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(golden_dir().join("tiny_spm_tokens.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn ids_of(value: &serde_json::Value) -> Vec<u32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
 fn tokenizer() -> GgufTokenizer {
     let mut file = std::fs::File::open(model_path()).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
@@ -30,28 +53,39 @@ fn tokenizer() -> GgufTokenizer {
 fn encoding_equals_sentencepiece_on_every_golden_string() {
     let tokenizer = tokenizer();
     assert!(tokenizer.is_sentence_piece());
-    let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(golden_dir().join("tiny_spm_tokens.json")).unwrap(),
-    )
-    .unwrap();
+    let golden = golden();
     let cases = golden["cases"].as_array().unwrap();
     assert!(cases.len() >= 20);
+    let bos = tokenizer.bos_id.unwrap();
     let mut byte_fallbacks = 0;
+    let mut longest = 0;
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let expected = ids_of(&case["ids"]);
         let ids = tokenizer.encode(text).unwrap();
         assert_eq!(ids, expected, "{text:?}");
+        let decoded = case["decoded"].as_str().unwrap();
+        assert_eq!(tokenizer.decode(&ids), decoded, "{text:?}");
+        // After a leading BOS the dummy prefix's space goes as well (BOS itself prints `<s>`).
+        let with_bos: Vec<u32> = std::iter::once(bos).chain(ids.iter().copied()).collect();
         assert_eq!(
-            tokenizer.decode(&ids),
-            case["decoded"].as_str().unwrap(),
+            tokenizer.decode(&with_bos),
+            format!("<s>{decoded}"),
             "{text:?}"
         );
+        // Streaming: token by token through Utf8Stream gives the same text, with the dummy
+        // prefix's space (characters split over byte tokens come out whole).
+        let mut stream = Utf8Stream::default();
+        let mut streamed = String::new();
+        for &id in &ids {
+            let mut bytes = Vec::new();
+            tokenizer.token_bytes(id, &mut bytes);
+            let piece = stream.push(&bytes);
+            assert!(!piece.contains('\u{FFFD}'), "{text:?}: {piece:?}");
+            streamed.push_str(&piece);
+        }
+        assert_eq!(streamed, format!(" {decoded}"), "{text:?}");
+        longest = longest.max(ids.len());
         byte_fallbacks += ids
             .iter()
             .filter(|&&id| tokenizer.token(id).is_some_and(|t| t.starts_with("<0x")))
@@ -59,6 +93,44 @@ fn encoding_equals_sentencepiece_on_every_golden_string() {
     }
     // The emoji, accents and CJK went through byte fallback (so that path is exercised).
     assert!(byte_fallbacks > 10, "{byte_fallbacks}");
+    assert!(longest > 300, "{longest}");
+}
+
+#[test]
+fn a_prompt_is_bos_then_the_dummy_prefixed_text_as_in_llama_cpp() {
+    let tokenizer = tokenizer();
+    let prompt = &golden()["prompt"];
+    let text = prompt["text"].as_str().unwrap();
+    let expected = ids_of(&prompt["ids"]);
+    assert_eq!(tokenizer.encode(text).unwrap(), expected);
+    // The template printed BOS: `encode_prompt` does not add a second one ...
+    assert!(tokenizer.add_bos);
+    assert_eq!(tokenizer.encode_prompt(text).unwrap(), expected);
+    // ... and adds it when the text lacks it (`tokenizer.ggml.add_bos_token`).
+    let after_bos = text.strip_prefix("<s>").unwrap();
+    assert_eq!(tokenizer.encode_prompt(after_bos).unwrap(), expected);
+    assert_eq!(tokenizer.encode(after_bos).unwrap(), expected[1..]);
+}
+
+#[test]
+fn a_continuation_has_no_dummy_prefix_unless_it_starts_with_a_special_token() {
+    let tokenizer = tokenizer();
+    let whole = "the moon is far away. the earth is not.";
+    let (first, second) = whole.split_at(whole.find(" the earth").unwrap());
+    // No merge crosses the cut (it is before a `▁`), so the pieces add up to the whole.
+    let mut ids = tokenizer.encode(first).unwrap();
+    ids.extend(tokenizer.encode_continuation(second).unwrap());
+    assert_eq!(ids, tokenizer.encode(whole).unwrap());
+    // `encode` would give the second part its own dummy prefix: an extra `▁`.
+    assert_ne!(
+        tokenizer.encode(second).unwrap(),
+        tokenizer.encode_continuation(second).unwrap()
+    );
+    // After a special token the text starts afresh either way.
+    assert_eq!(
+        tokenizer.encode_continuation("</s>hello").unwrap(),
+        tokenizer.encode("</s>hello").unwrap()
+    );
 }
 
 #[test]
@@ -82,13 +154,17 @@ fn a_turn_runs_through_the_llama2_template() {
         ..SessionConfig::default()
     };
     let mut thinker = GgufThinker::new(std::sync::Arc::clone(&shared), config).unwrap();
-    thinker.user_turn("what is the capital of france?").unwrap();
+    let golden = golden();
+    assert_eq!(golden["prompt"]["system"], "Be brief.");
+    thinker
+        .user_turn(golden["prompt"]["user"].as_str().unwrap())
+        .unwrap();
+    // The prompt in the cache is exactly SentencePiece's tokens of the rendered template.
     let prompt = thinker.cached_tokens().to_vec();
-    assert_eq!(prompt[0], shared.tokenizer().bos_id.unwrap());
-    let rendered = shared.tokenizer().decode(&prompt[1..]);
-    assert!(
-        rendered.contains("[INST]") && rendered.contains("capital of france"),
-        "{rendered:?}"
+    assert_eq!(prompt, ids_of(&golden["prompt"]["ids"]));
+    assert_eq!(
+        format!("<s>{}", shared.tokenizer().decode(&prompt[1..])),
+        golden["prompt"]["text"].as_str().unwrap()
     );
 
     // Greedy answer == candle-transformers' quantized llama's argmax chain on the same prompt.
@@ -127,11 +203,26 @@ fn a_turn_runs_through_the_llama2_template() {
         input = vec![next];
     }
     let mut got = Vec::new();
+    let mut streamed = String::new();
     while let ThinkerEvent::Token(t) = thinker.next_event(&CancelGuard::never()).unwrap() {
         got.push(t.id);
+        streamed.push_str(&t.text);
     }
     assert_eq!(got, expected);
+    // The streamed pieces are the answer's text; `decode` is the same without the leading
+    // space SentencePiece puts on a text's first word.
+    let decoded = shared.tokenizer().decode(&got);
+    assert!(
+        streamed == decoded || streamed == format!(" {decoded}"),
+        "{streamed:?} vs {decoded:?}"
+    );
     // A second turn goes on in the same KV cache.
     thinker.user_turn("and the moon?").unwrap();
-    assert!(thinker.cached_tokens().starts_with(&prompt));
+    let cached = thinker.cached_tokens();
+    assert!(cached.starts_with(&prompt));
+    let next_turn = shared
+        .tokenizer()
+        .encode("</s><s>[INST] and the moon? [/INST]")
+        .unwrap();
+    assert!(cached.ends_with(&next_turn), "{cached:?}");
 }

@@ -51,6 +51,9 @@ pub struct GgufTokenizer {
     /// Set for SentencePiece vocabularies: plain text goes through it instead of byte-level BPE.
     sentence_piece: Option<SentencePiece>,
     pub bos_id: Option<u32>,
+    /// `tokenizer.ggml.add_bos_token`: a prompt starts with BOS (see [`Self::encode_prompt`]).
+    /// Defaults as llama.cpp: on for SentencePiece, off for byte-level BPE.
+    pub add_bos: bool,
     pub eos_id: Option<u32>,
     /// `tokenizer.ggml.eot_token_id`, when the GGUF names one.
     pub eot_id: Option<u32>,
@@ -233,8 +236,14 @@ impl GgufTokenizer {
             .map(|(i, (t, _))| (t.clone(), i as u32))
             .collect();
         specials.sort_by_key(|(token, _)| std::cmp::Reverse(token.len()));
+        let add_bos = ct
+            .metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or(sentence_piece.is_some());
         Ok(Self {
             bos_id: md_u32(ct, "tokenizer.ggml.bos_token_id"),
+            add_bos,
             eos_id: md_u32(ct, "tokenizer.ggml.eos_token_id"),
             eot_id: md_u32(ct, "tokenizer.ggml.eot_token_id"),
             tokens,
@@ -272,23 +281,59 @@ impl GgufTokenizer {
 
     /// Encodes text; special-token strings in it become their special ids (the rendered chat
     /// template relies on this).
+    ///
+    /// SentencePiece vocabularies: like llama.cpp, every stretch of plain text that begins `text`
+    /// or follows a special token gets the dummy prefix `▁` (so `"hi"` is `▁hi`, and
+    /// `"<s>[INST] hi"` is `<s>`, `▁[INST]▁hi`). No BOS is added; see [`Self::encode_prompt`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        self.encode_stretches(text, true)
+    }
+
+    /// Encodes text that continues text encoded before (e.g. the next part of a conversation
+    /// after the cached one): like [`Self::encode`], except that for SentencePiece the start gets
+    /// no dummy prefix unless it is a special token, so the pieces equal those of encoding the
+    /// whole text at once (up to merges across the boundary). Byte-level BPE: same as `encode`.
+    pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        self.encode_stretches(text, false)
+    }
+
+    /// Splits `text` at special tokens and encodes the plain stretches between them; `fresh`:
+    /// whether the first stretch begins the input.
+    fn encode_stretches(&self, text: &str, mut fresh: bool) -> Result<Vec<u32>, LlmError> {
         let mut ids = Vec::new();
         let mut rest = text;
         while !rest.is_empty() {
             match self.next_special(rest) {
                 Some((at, token, id)) => {
-                    self.encode_plain(&rest[..at], &mut ids)?;
+                    self.encode_plain(&rest[..at], fresh, &mut ids)?;
                     ids.push(id);
+                    // llama.cpp: the text after a special token starts afresh.
+                    fresh = true;
                     rest = &rest[at + token.len()..];
                 }
                 None => {
-                    self.encode_plain(rest, &mut ids)?;
+                    self.encode_plain(rest, fresh, &mut ids)?;
                     break;
                 }
             }
         }
         Ok(ids)
+    }
+
+    /// Encodes a whole prompt as llama.cpp does with `add_special`: BOS first when the GGUF asks
+    /// for it (`tokenizer.ggml.add_bos_token`) and the text (e.g. a chat template that prints
+    /// `bos_token`) does not already start with it.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        let ids = self.encode(text)?;
+        match self.bos_id {
+            Some(bos) if self.add_bos && ids.first() != Some(&bos) => {
+                let mut with_bos = Vec::with_capacity(ids.len() + 1);
+                with_bos.push(bos);
+                with_bos.extend(ids);
+                Ok(with_bos)
+            }
+            _ => Ok(ids),
+        }
     }
 
     /// Whether this is a SentencePiece vocabulary (`tokenizer.ggml.model == "llama"`).
@@ -310,18 +355,14 @@ impl GgufTokenizer {
         best
     }
 
-    fn encode_plain(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), LlmError> {
+    /// Encodes text without special tokens. `fresh`: the text begins the input or follows a
+    /// special token (SentencePiece then adds its dummy prefix).
+    fn encode_plain(&self, text: &str, fresh: bool, ids: &mut Vec<u32>) -> Result<(), LlmError> {
         if text.is_empty() {
             return Ok(());
         }
         if let Some(sp) = &self.sentence_piece {
-            // Like llama.cpp: every stretch of text that begins the input or follows a special
-            // token gets SentencePiece's dummy prefix.
-            let at_start = ids
-                .last()
-                .is_none_or(|&id| self.token_types.get(id as usize) == Some(&TOKEN_TYPE_CONTROL));
-            sp.encode(&self.vocab, text, at_start, ids);
-            return Ok(());
+            return sp.encode(&self.vocab, text, fresh, ids);
         }
         let mut pieces = vec![text];
         for regex in &self.pre_tokenizers {
@@ -409,21 +450,30 @@ impl GgufTokenizer {
         }
     }
 
-    /// Decodes ids to text (invalid UTF-8 becomes U+FFFD).
+    /// Decodes ids to text (invalid UTF-8 becomes U+FFFD). Control tokens give their literal
+    /// text.
+    ///
+    /// SentencePiece vocabularies: as SentencePiece does, the dummy prefix's space is dropped
+    /// again from the first piece that is not a control token (so `decode(encode(t)) == t` and a
+    /// leading BOS changes nothing but its own `<s>`). Streaming callers that decode token by
+    /// token with [`Self::token_bytes`] get the space (it separates the answer from the prompt).
     pub fn decode(&self, ids: &[u32]) -> String {
+        let mut strip_space = self
+            .sentence_piece
+            .as_ref()
+            .is_some_and(|sp| sp.add_space_prefix);
         let mut bytes = Vec::new();
         for &id in ids {
+            let start = bytes.len();
             self.token_bytes(id, &mut bytes);
+            if strip_space && !self.is_control(id) {
+                if bytes.get(start) == Some(&b' ') {
+                    bytes.remove(start);
+                }
+                strip_space = false;
+            }
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        // SentencePiece drops the dummy prefix's space again.
-        match &self.sentence_piece {
-            Some(sp) if sp.add_space_prefix => match text.strip_prefix(' ') {
-                Some(rest) => rest.to_string(),
-                None => text,
-            },
-            _ => text,
-        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// The printable character GPT-2's alphabet uses for a byte (tests use this to read vocab).
