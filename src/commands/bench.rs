@@ -47,15 +47,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let local = match &args.url {
-            Some(_) => None,
-            None => Some(LocalServer::start(args.sessions).await?),
-        };
-        let url = args
-            .url
-            .clone()
-            .or_else(|| local.as_ref().map(|l| l.url.clone()))
-            .unwrap_or_default();
+        let (url, local) = LocalServer::unless_url(args.url.as_deref(), args.sessions).await?;
         let mut options = BenchOptions::new(url, args.sessions.max(1));
         options.session.api_key = args.api_key.clone();
         options.session.fast = args.fast;

@@ -43,15 +43,7 @@ pub fn run(args: ConverseArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let local = match &args.connect {
-            Some(_) => None,
-            None => Some(LocalServer::start(1).await?),
-        };
-        let url = args
-            .connect
-            .clone()
-            .or_else(|| local.as_ref().map(|l| l.url.clone()))
-            .unwrap_or_default();
+        let (url, local) = LocalServer::unless_url(args.connect.as_deref(), 1).await?;
         let mut options = SessionOptions::new(url);
         options.api_key = args.api_key.clone();
         options.fast = args.fast;

@@ -44,18 +44,10 @@ pub fn run(args: TalkArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let local = match &args.connect {
-            Some(_) => None,
-            None => {
-                eprintln!("loading the models…");
-                Some(LocalServer::start(1).await?)
-            }
-        };
-        let url = args
-            .connect
-            .clone()
-            .or_else(|| local.as_ref().map(|l| l.url.clone()))
-            .unwrap_or_default();
+        if args.connect.is_none() {
+            eprintln!("loading the models…");
+        }
+        let (url, local) = LocalServer::unless_url(args.connect.as_deref(), 1).await?;
         // Opened only now so the microphone does not pile up audio while the models load.
         let result = async {
             let ((input, capture), (output, playback)) = open_devices(&args)?;

@@ -100,7 +100,7 @@ impl Engine {
             &self.defaults,
         )
         .map_err(|e| anyhow::anyhow!("the server's session defaults are invalid: {e}"))?;
-        let thinker = self.models.thinker_for(&thinker_config(&settings))?;
+        let thinker = self.models.thinker(&thinker_config(&settings))?;
         let talker = self.models.talker(HibariConfig {
             speed: settings.speed,
             ..HibariConfig::default()
@@ -144,18 +144,5 @@ impl SessionThinker for GgufThinker {
             ..self.config().clone()
         };
         self.set_config(config)
-    }
-}
-
-impl CpuModels {
-    /// A Thinker for a new session with `settings`.
-    fn thinker_for(&self, settings: &GenerationSettings) -> anyhow::Result<GgufThinker> {
-        self.thinker(ThinkerConfig {
-            system_prompt: Some(settings.system_prompt.clone()),
-            temperature: settings.temperature,
-            top_p: settings.top_p,
-            max_tokens: settings.max_tokens,
-            ..ThinkerConfig::default()
-        })
     }
 }

@@ -20,6 +20,8 @@ use parley_thinker::vad::SileroVad;
 use parley_thinker::whisper::Transcriber;
 use tracing::info;
 
+use super::workers::GenerationSettings;
+
 /// File name of the GGUF inside the installed SmolLM2 directory.
 const GGUF_FILE: &str = "model.gguf";
 
@@ -74,7 +76,7 @@ impl CpuModels {
         let mut vad = self.vad();
         vad.step(&second)?;
         self.transcriber().transcribe(&second, &never, |_| {})?;
-        let mut thinker = self.thinker(ThinkerConfig::default())?;
+        let mut thinker = GgufThinker::new(Arc::clone(&self.llm), ThinkerConfig::default())?;
         thinker.user_turn("Hello!")?;
         for _ in 0..2 {
             thinker.next_event(&never)?;
@@ -104,8 +106,15 @@ impl CpuModels {
         self.transcriber.clone()
     }
 
-    /// A new conversation over the shared GGUF weights.
-    pub fn thinker(&self, config: ThinkerConfig) -> anyhow::Result<GgufThinker> {
+    /// A new conversation over the shared GGUF weights, with a session's generation settings.
+    pub fn thinker(&self, settings: &GenerationSettings) -> anyhow::Result<GgufThinker> {
+        let config = ThinkerConfig {
+            system_prompt: Some(settings.system_prompt.clone()),
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            max_tokens: settings.max_tokens,
+            ..ThinkerConfig::default()
+        };
         Ok(GgufThinker::new(Arc::clone(&self.llm), config)?)
     }
 

@@ -1331,9 +1331,9 @@ impl<O: Outbox> Session<O> {
         }
         if first {
             self.turns.audio_started();
-            if let (Some(end), Some(at)) = (r_speech_end(&self.response), Some(now)) {
-                self.metrics.observe(Stage::FirstAudio, at - end);
-                self.metrics.observe(Stage::VoiceToVoice, at - end);
+            if let Some(end) = self.response.as_ref().and_then(|r| r.timing.speech_end) {
+                self.metrics.observe(Stage::FirstAudio, now - end);
+                self.metrics.observe(Stage::VoiceToVoice, now - end);
             }
         }
         if binary.is_none() {
@@ -1563,10 +1563,6 @@ impl<O: Outbox> Session<O> {
         }
         self.items.push_back(item);
     }
-}
-
-fn r_speech_end(response: &Option<ActiveResponse>) -> Option<Instant> {
-    response.as_ref()?.timing.speech_end
 }
 
 fn fmt_ms(ms: Option<f64>) -> String {

@@ -57,6 +57,21 @@ impl LocalServer {
         })
     }
 
+    /// `url` if given, else a server started here for `max_sessions` sessions: the URL to use
+    /// and the local server to stop afterwards (`talk`, `converse` and `bench` all do this).
+    pub async fn unless_url(
+        url: Option<&str>,
+        max_sessions: usize,
+    ) -> anyhow::Result<(String, Option<Self>)> {
+        match url {
+            Some(url) => Ok((url.to_string(), None)),
+            None => {
+                let local = Self::start(max_sessions).await?;
+                Ok((local.url.clone(), Some(local)))
+            }
+        }
+    }
+
     /// Ends the sessions cleanly and stops.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
