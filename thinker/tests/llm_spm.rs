@@ -226,3 +226,146 @@ fn a_turn_runs_through_the_llama2_template() {
         .unwrap();
     assert!(cached.ends_with(&next_turn), "{cached:?}");
 }
+
+/// Runs the greedy answer to its end and returns its ids.
+fn answer_ids(thinker: &mut GgufThinker) -> Vec<u32> {
+    let mut ids = Vec::new();
+    while let ThinkerEvent::Token(t) = thinker.next_event(&CancelGuard::never()).unwrap() {
+        ids.push(t.id);
+    }
+    ids
+}
+
+fn greedy(max_tokens: usize) -> SessionConfig {
+    SessionConfig {
+        system_prompt: None,
+        temperature: 0.0,
+        repeat_penalty: 1.0,
+        max_tokens,
+        ..SessionConfig::default()
+    }
+}
+
+#[test]
+fn later_turns_prefill_only_the_new_text_after_the_cached_answer() {
+    let shared = SharedGguf::load(model_path()).unwrap();
+    let tokenizer = shared.tokenizer();
+    let mut thinker = GgufThinker::new(std::sync::Arc::clone(&shared), greedy(5)).unwrap();
+    thinker.user_turn("the sun").unwrap();
+    let first_prompt = thinker.cached_tokens().to_vec();
+    assert_eq!(thinker.last_prefill_tokens(), first_prompt.len());
+    let answer = answer_ids(&mut thinker);
+    assert!(!answer.is_empty());
+    // The Llama 2 template prints the answer as `' ' + content + ' ' + eos`; the cache holds
+    // the answer's tokens, whose first `▁` is that space.
+    assert!(tokenizer.continuation_text(&answer).starts_with(' '));
+
+    thinker.user_turn("and the moon?").unwrap();
+    let suffix = tokenizer
+        .encode_continuation(" </s><s>[INST] and the moon? [/INST]")
+        .unwrap();
+    let mut expected = first_prompt.clone();
+    expected.extend(&answer);
+    expected.extend(&suffix);
+    assert_eq!(thinker.cached_tokens(), expected.as_slice());
+    // Only the new text went through prefill (the last answer token is fed with it).
+    assert_eq!(thinker.last_prefill_tokens(), 1 + suffix.len());
+}
+
+#[test]
+fn after_a_barge_in_the_heard_words_stay_cached_and_the_next_turn_continues() {
+    let shared = SharedGguf::load(model_path()).unwrap();
+    let tokenizer = shared.tokenizer();
+    let mut thinker = GgufThinker::new(std::sync::Arc::clone(&shared), greedy(5)).unwrap();
+    thinker.user_turn("the sun").unwrap();
+    let prompt = thinker.cached_tokens().to_vec();
+    let answer = answer_ids(&mut thinker);
+    // The user heard the first word (a whole token of text: the tiny model also emits byte
+    // pieces, whose lossy text would not tokenize back).
+    let heard = tokenizer.decode(&answer[..1]);
+    assert!(
+        !heard.is_empty() && !heard.contains('\u{fffd}'),
+        "{heard:?}"
+    );
+    thinker.truncate_answer(&heard).unwrap();
+    thinker.user_turn("why").unwrap();
+    let suffix = tokenizer
+        .encode_continuation(" </s><s>[INST] why [/INST]")
+        .unwrap();
+    let mut expected = prompt;
+    expected.push(answer[0]);
+    expected.extend(&suffix);
+    assert_eq!(thinker.cached_tokens(), expected.as_slice());
+    assert_eq!(thinker.last_prefill_tokens(), suffix.len());
+    let history = thinker.history();
+    assert_eq!(history[history.len() - 2].content, heard);
+}
+
+/// TinyLlama's (Zephyr) chat template, verbatim: it never prints `bos_token`.
+const ZEPHYR_TEMPLATE: &str = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
+
+/// The tiny SentencePiece GGUF with another chat template, written to a temporary file.
+fn with_template(template: &str) -> tempfile::TempPath {
+    let mut file = std::fs::File::open(model_path()).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+        .tensor_infos
+        .keys()
+        .map(|name| {
+            let t = content.tensor(&mut file, name, &Device::Cpu).unwrap();
+            (name.clone(), t)
+        })
+        .collect();
+    let template = gguf_file::Value::String(template.to_string());
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "tokenizer.chat_template" {
+                &template
+            } else {
+                v
+            };
+            (k.as_str(), v)
+        })
+        .collect();
+    let tensor_refs: Vec<(&str, &candle_core::quantized::QTensor)> =
+        tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut writer = std::io::BufWriter::new(out.reopen().unwrap());
+    gguf_file::write(&mut writer, &metadata, &tensor_refs).unwrap();
+    drop(writer);
+    out.into_temp_path()
+}
+
+#[test]
+fn a_template_without_bos_gets_the_bos_the_model_asks_for_once() {
+    let path = with_template(ZEPHYR_TEMPLATE);
+    let shared = SharedGguf::load(&path).unwrap();
+    let tokenizer = shared.tokenizer();
+    let bos = tokenizer.bos_id.unwrap();
+    let mut thinker = GgufThinker::new(std::sync::Arc::clone(&shared), greedy(4)).unwrap();
+    thinker.user_turn("hello").unwrap();
+    let prompt = thinker.cached_tokens().to_vec();
+    assert_eq!(
+        prompt,
+        tokenizer
+            .encode_prompt("<|user|>\nhello</s>\n<|assistant|>\n")
+            .unwrap()
+    );
+    assert_eq!(prompt[0], bos);
+    let answer = answer_ids(&mut thinker);
+    thinker.user_turn("more").unwrap();
+    let cached = thinker.cached_tokens();
+    // One BOS at the very start, none before the later turn.
+    assert_eq!(cached.iter().filter(|&&id| id == bos).count(), 1);
+    assert!(cached.starts_with(&prompt));
+    // The Zephyr template prints the answer right after a newline, and this answer's first
+    // piece has no `▁`: the cached answer fits the rendering, so the turn continues the cache.
+    assert!(!tokenizer.continuation_text(&answer).starts_with(' '));
+    let continued = tokenizer
+        .encode_continuation("</s>\n<|user|>\nmore</s>\n<|assistant|>\n")
+        .unwrap();
+    assert!(cached.ends_with(&continued), "{cached:?}");
+    assert_eq!(thinker.last_prefill_tokens(), 1 + continued.len());
+}

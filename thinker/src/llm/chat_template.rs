@@ -1,8 +1,9 @@
 //! The model's chat template (`tokenizer.chat_template`, Jinja) rendered with minijinja.
 //!
 //! Rendered the way HF `apply_chat_template` does: `trim_blocks` and `lstrip_blocks` on,
-//! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`, and a
-//! `raise_exception` function.
+//! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`, a
+//! `raise_exception` function, and the Python string methods templates call on values
+//! (`content.strip()` in Llama 2's, `startswith`, `split`, ...; from minijinja-contrib).
 
 use minijinja::{Environment, ErrorKind, context};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |message: String| -> Result<String, _> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
         });
@@ -108,5 +110,46 @@ impl ChatTemplate {
         before_next_user.map(str::to_string).ok_or_else(|| {
             LlmError::Template("the template does not print assistant messages".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `meta-llama/Llama-2-7b-chat-hf`'s `chat_template` (tokenizer_config.json), verbatim.
+    const LLAMA2_CHAT: &str = r#"{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"#;
+
+    #[test]
+    fn llama2_chat_template_strips_contents_like_python() {
+        let template = ChatTemplate::new(LLAMA2_CHAT, "<s>", "</s>").unwrap();
+        let text = template
+            .render(
+                &[
+                    ChatMessage::system("Be brief."),
+                    ChatMessage::user("  Hi there \n"),
+                    ChatMessage::assistant(" Hello! "),
+                    ChatMessage::user("Bye"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            text,
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n  Hi there [/INST] Hello! </s><s>[INST] Bye [/INST]"
+        );
+        assert_eq!(template.assistant_suffix().unwrap(), " </s><s>[INST] ");
+    }
+
+    #[test]
+    fn raise_exception_in_a_template_is_a_template_error() {
+        let template = ChatTemplate::new(LLAMA2_CHAT, "<s>", "</s>").unwrap();
+        let err = template
+            .render(
+                &[ChatMessage::assistant("first"), ChatMessage::user("x")],
+                true,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("must alternate"), "{err}");
     }
 }

@@ -450,6 +450,17 @@ impl GgufTokenizer {
         }
     }
 
+    /// The text `ids` stand for where they continue earlier text: every token's bytes, the
+    /// SentencePiece dummy-prefix space included (unlike [`Self::decode`]); invalid UTF-8
+    /// becomes U+FFFD.
+    pub fn continuation_text(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            self.token_bytes(id, &mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Decodes ids to text (invalid UTF-8 becomes U+FFFD). Control tokens give their literal
     /// text.
     ///

@@ -6,6 +6,10 @@
 //! cache holds the previous answer's tokens exactly as generated; the template's end-of-turn text
 //! (`<|im_end|>\n` for ChatML) is the start of the next suffix. Tokenizing the suffix on its own
 //! equals tokenizing the full rendering because each suffix starts with a special token.
+//! SentencePiece vocabularies (Llama 2, TinyLlama): the cached text is the answer's tokens
+//! as they follow the prompt (the first `▁` is a space, which templates like Llama 2's print
+//! before the answer), the suffix is encoded as a continuation (no dummy prefix), and only a
+//! fresh prompt gets BOS (when the GGUF asks for it and the template does not print it).
 //! If a template rewrites earlier turns (the rendering no longer starts with the cached text),
 //! the conversation is prefilled again from the start, which is correct, only slower.
 //!
@@ -275,7 +279,7 @@ impl GgufThinker {
             ));
         }
         let rendered = self.shared.template().render(messages, true)?;
-        let ids = self.shared.tokenizer().encode(&rendered)?;
+        let ids = self.shared.tokenizer().encode_prompt(&rendered)?;
         self.check_fits(ids.len())?;
         self.reset();
         self.history = messages.to_vec();
@@ -366,13 +370,16 @@ impl GgufThinker {
         let mut history = self.history.clone();
         let mut cached_text = self.cached_text.clone();
         let mut carried = Vec::new();
+        let tokenizer = self.shared.tokenizer();
         if let Some(answer) = &self.answer {
-            let answer_text = match &answer.heard {
+            // The cache holds the answer's tokens as they follow the prompt (for SentencePiece
+            // with the leading space of their first `▁`); the history holds its plain text.
+            cached_text.push_str(&tokenizer.continuation_text(&answer.ids));
+            let content = match &answer.heard {
                 Some(heard) => heard.clone(),
-                None => self.shared.tokenizer().decode(&answer.ids),
+                None => tokenizer.decode(&answer.ids),
             };
-            cached_text.push_str(&answer_text);
-            history.push(ChatMessage::assistant(answer_text));
+            history.push(ChatMessage::assistant(content));
             carried = answer.ids[answer.fed..].to_vec();
         }
         history.push(ChatMessage::user(text));
@@ -382,7 +389,13 @@ impl GgufThinker {
         let limit = self.context_limit();
         let incremental = match rendered.strip_prefix(&cached_text) {
             Some(suffix) => {
-                let ids = self.shared.tokenizer().encode(suffix)?;
+                // An empty cache (first turn, after `reset`) starts a prompt (BOS if the model
+                // wants one); otherwise the suffix continues the cached text.
+                let ids = if self.cached_ids.is_empty() {
+                    tokenizer.encode_prompt(suffix)?
+                } else {
+                    tokenizer.encode_continuation(suffix)?
+                };
                 let fits = position + carried.len() + ids.len() + self.config.max_tokens <= limit;
                 fits.then_some(ids)
             }
@@ -399,14 +412,14 @@ impl GgufThinker {
             None => {
                 // Start over: the whole rendering if it fits, else the system prompt and this
                 // turn alone.
-                let ids = self.shared.tokenizer().encode(&rendered)?;
+                let ids = tokenizer.encode_prompt(&rendered)?;
                 let (history, rendered, ids) = if ids.len() + self.config.max_tokens <= limit {
                     (history, rendered, ids)
                 } else {
                     let mut short = self.system_messages();
                     short.push(ChatMessage::user(text));
                     let rendered = self.shared.template().render(&short, true)?;
-                    let ids = self.shared.tokenizer().encode(&rendered)?;
+                    let ids = tokenizer.encode_prompt(&rendered)?;
                     tracing::info!(
                         limit,
                         "conversation outgrew the context; keeping only the system prompt and the \
@@ -518,8 +531,19 @@ impl Thinker for GgufThinker {
     }
 
     fn truncate_answer(&mut self, heard_text: &str) -> Result<(), LlmError> {
-        let heard_ids = self.shared.tokenizer().encode(heard_text)?;
         let answer = self.answer.as_mut().ok_or(LlmError::NoAnswer)?;
+        // Tokenize the heard words as the answer's own tokens began: with the leading space
+        // (SentencePiece `▁`) only if the answer's first token had one, so the common prefix
+        // with the generated tokens is as long as the words agree.
+        let tokenizer = self.shared.tokenizer();
+        let answer_starts_with_space = tokenizer
+            .continuation_text(&answer.ids[..answer.ids.len().min(1)])
+            .starts_with(' ');
+        let heard_ids = if answer_starts_with_space && !heard_text.starts_with(' ') {
+            tokenizer.encode_continuation(&format!(" {heard_text}"))?
+        } else {
+            tokenizer.encode_continuation(heard_text)?
+        };
         let keep = common_prefix(&heard_ids, &answer.ids[..answer.fed]);
         self.model.truncate(answer.start + keep);
         self.cached_ids.truncate(answer.start + keep);
