@@ -105,6 +105,15 @@ pub enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Convert a Qwen2.5-Omni checkpoint's voices (`spk_dict.pt`, a torch pickle) to
+    /// safetensors, which the qwen profile then loads without reading pickles.
+    Speakers {
+        /// The checkpoint directory (holding `spk_dict.pt`) or the `.pt` file itself.
+        checkpoint: PathBuf,
+        /// Where to write (default: `spk_dict.safetensors` next to `spk_dict.pt`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Show the known models: installed or not, where, and their size.
     List {
         #[arg(long)]
@@ -164,6 +173,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 force,
             } => commands::models::models_fetch(profile, &models, dir, offline, force),
             ModelsCommand::List { dir, verify } => commands::models::models_list(dir, verify),
+            ModelsCommand::Speakers { checkpoint, output } => {
+                commands::models::models_speakers(&checkpoint, output)
+            }
         },
     }
 }

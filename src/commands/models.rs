@@ -1,6 +1,9 @@
-//! `parley models fetch` and `parley models list`.
+//! `parley models fetch`, `parley models list` and `parley models speakers`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use parley_talker::qwen::speakers::Speakers;
 
 use anyhow::bail;
 
@@ -80,5 +83,37 @@ pub fn models_list(dir: Option<PathBuf>, verify: bool) -> anyhow::Result<()> {
             ),
         }
     }
+    Ok(())
+}
+
+/// `parley models speakers`: a checkpoint's `spk_dict.pt` -> safetensors.
+pub fn models_speakers(checkpoint: &Path, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let pickle = if checkpoint.is_dir() {
+        checkpoint.join("spk_dict.pt")
+    } else {
+        checkpoint.to_path_buf()
+    };
+    if !pickle.is_file() {
+        bail!(
+            "{} not found: a Qwen2.5-Omni checkpoint directory holds spk_dict.pt next to \
+             config.json",
+            pickle.display()
+        );
+    }
+    let speakers = Speakers::from_torch(&pickle)?;
+    let output = output.unwrap_or_else(|| pickle.with_extension("safetensors"));
+    speakers
+        .save(&output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    for name in speakers.names() {
+        let s = speakers.get(name)?;
+        eprintln!(
+            "{name}: bos token {}, cond {:?}, reference mel {:?}",
+            s.bos_token,
+            s.cond.dims(),
+            s.ref_mel.dims()
+        );
+    }
+    eprintln!("wrote {}", output.display());
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! model component. Both implement [`Talker`].
 
 pub mod hibari;
+pub mod qwen;
 
 use parley_thinker::seam::ThinkerToken;
 use parley_thinker::stream::{CancelGuard, Step};
