@@ -2,5 +2,13 @@
 //! (codec tokens -> 24 kHz audio), loaded from a checkpoint directory in the Hugging Face layout.
 //!
 //! - [`speakers`]: the voices of `spk_dict.pt` (text-BOS token, speaker vector, reference mel).
+//! - [`dit_config`]: `token2wav_config.dit_config`, alias keys and the missing defaults.
+//! - [`ecapa`]: the DiT's ECAPA-TDNN speaker encoder.
+//! - [`dit`]: the DiT velocity (classifier-free guidance pair, block attention).
+//! - [`sampler`]: time grid and RK4 / Euler integration from noise to mel.
 
+pub mod dit;
+pub mod dit_config;
+pub mod ecapa;
+pub mod sampler;
 pub mod speakers;
