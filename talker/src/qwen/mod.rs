@@ -5,8 +5,10 @@
 //! - [`dit_config`]: `token2wav_config.dit_config`, alias keys and the missing defaults.
 //! - [`ecapa`]: the DiT's ECAPA-TDNN speaker encoder.
 //! - [`dit`]: the DiT velocity (classifier-free guidance pair, block attention).
+//! - [`codec_sampling`]: the Talker's next-code choice (penalty, suppression, top-k/top-p).
 //! - [`sampler`]: time grid and RK4 / Euler integration from noise to mel.
 
+pub mod codec_sampling;
 pub mod dit;
 pub mod dit_config;
 pub mod ecapa;
