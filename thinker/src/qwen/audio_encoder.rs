@@ -153,6 +153,10 @@ impl AudioEncoder {
         &self.config
     }
 
+    pub fn device(&self) -> &Device {
+        self.proj.weight().device()
+    }
+
     /// Encodes one clip of log-mel `features` `[num_mel_bins, frames]` (any `frames`, no padding)
     /// into `[AudioEncoderConfig::output_len(frames), output_dim]` Thinker embeddings.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, QwenError> {

@@ -3,7 +3,9 @@
 //!
 //! - [`config`]: `config.json` (`thinker_config.{audio_config, text_config}`), both rope layouts.
 //! - [`checkpoint`]: the directory (config + safetensors, sharded or not) and weight prefixes.
+//! - [`features`]: 16 kHz samples -> the encoder's log-mel (offline and streaming).
 //! - [`audio_encoder`]: log-mel -> Thinker embeddings, 2 s blocks, 25 tokens per second.
+//! - [`audio_stream`]: the user's speech encoded block by block while they talk.
 //! - [`mrope`]: TMRoPE rotary tables and the position ids of a prompt with audio.
 //! - [`text_model`]: the Qwen2.5 decoder with its KV cache.
 //! - [`thinker`]: [`QwenThinker`], the two put together (prompt embeddings with audio, prefill).
@@ -13,9 +15,11 @@
 //! Everything runs in f32 on the CPU here; weights stored as bf16 are converted on load.
 
 pub mod audio_encoder;
+pub mod audio_stream;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod features;
 pub mod mrope;
 pub mod reference_check;
 pub mod text_model;

@@ -229,6 +229,11 @@ impl TextModel {
         &self.config
     }
 
+    /// The dtype the decoder computes in (its embedding table's).
+    pub fn dtype(&self) -> candle_core::DType {
+        self.embed_tokens.embeddings().dtype()
+    }
+
     /// Token embeddings `[1, len, hidden]` of `ids` (all must be below `vocab_size`).
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor, QwenError> {
         if let Some(&bad) = ids

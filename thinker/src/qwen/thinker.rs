@@ -2,6 +2,8 @@
 //! prompt path (embed the ids, put the audio embeddings in place of the `<|AUDIO|>` tokens, run
 //! the decoder at the TMRoPE positions).
 
+use std::sync::Arc;
+
 use candle_core::{Device, Tensor};
 
 use super::QwenError;
@@ -23,7 +25,8 @@ pub struct ThinkerOutput {
 #[derive(Debug)]
 pub struct QwenThinker {
     config: ThinkerConfig,
-    audio: AudioEncoder,
+    /// Shared with the streaming encoders of the sessions' user turns.
+    audio: Arc<AudioEncoder>,
     text: TextModel,
 }
 
@@ -33,7 +36,10 @@ impl QwenThinker {
         let vb = checkpoint.var_builder(device)?;
         let config = checkpoint.config.clone();
         Ok(Self {
-            audio: AudioEncoder::load(&config.audio_config, vb.pp(AUDIO_TOWER_PREFIX))?,
+            audio: Arc::new(AudioEncoder::load(
+                &config.audio_config,
+                vb.pp(AUDIO_TOWER_PREFIX),
+            )?),
             text: TextModel::load(
                 &config.text_config,
                 vb.pp(TEXT_MODEL_PREFIX),
@@ -49,6 +55,11 @@ impl QwenThinker {
 
     pub fn audio_encoder(&self) -> &AudioEncoder {
         &self.audio
+    }
+
+    /// The audio encoder, for a [`super::audio_stream::StreamingAudioEncoder`].
+    pub fn shared_audio_encoder(&self) -> Arc<AudioEncoder> {
+        Arc::clone(&self.audio)
     }
 
     pub fn text_model(&mut self) -> &mut TextModel {
@@ -114,6 +125,17 @@ impl QwenThinker {
     pub fn prompt_positions(&self, input_ids: &[u32]) -> Result<MropePositions, QwenError> {
         // Text and audio ids are consecutive, so the next free id is the cache length.
         prompt_positions(input_ids, self.text.cache_len() as i64, &self.config)
+    }
+
+    /// Prefills audio embeddings `[n, hidden]` (one block of the user's speech, from a
+    /// [`super::audio_stream::StreamingAudioEncoder`]) after what the cache holds, in place of
+    /// `n` `<|AUDIO|>` tokens: audio position ids are consecutive, like text ids, so a prompt
+    /// prefilled in pieces gets the ids of the whole (`get_rope_index`).
+    pub fn prefill_audio(&mut self, embeddings: &Tensor) -> Result<ThinkerOutput, QwenError> {
+        let n = embeddings.dim(0)?;
+        let positions = MropePositions::sequential(self.text.cache_len() as i64, n);
+        let embeds = embeddings.to_dtype(self.text.dtype())?.unsqueeze(0)?;
+        self.forward_embeds(&embeds, &positions)
     }
 
     /// Decoder pass over prepared embeddings (e.g. one chunk of a prefill).

@@ -78,17 +78,35 @@ impl LogMel {
     /// The log-mel spectrogram of `samples` (zero-extended past their end), `n_frames` columns,
     /// row-major `[n_mels][n_frames]` as the encoder's conv1 expects.
     pub fn compute(&self, samples: &[f32], n_frames: usize) -> Vec<f32> {
+        let mut mel = self.log10_frames(samples, 0, 0, n_frames);
+        let max = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        normalize(&mut mel, max);
+        mel
+    }
+
+    /// Raw `log10` mel energies (before the dynamic-range clamp and scaling) of frames
+    /// `first_frame..first_frame + n_frames`, row-major `[n_mels][n_frames]`. `samples` starts at
+    /// sample `sample_offset` of the clip (a stream may drop samples no later frame needs); the
+    /// clip is reflected before its start and zero past the end of `samples`.
+    pub fn log10_frames(
+        &self,
+        samples: &[f32],
+        sample_offset: usize,
+        first_frame: usize,
+        n_frames: usize,
+    ) -> Vec<f32> {
         let n_bins = N_FFT / 2 + 1;
         let half = N_FFT / 2;
         let mut mel = vec![0f32; self.n_mels * n_frames];
         let mut buf = vec![Complex::new(0f32, 0f32); N_FFT];
         let mut scratch = vec![Complex::new(0f32, 0f32); self.fft.get_inplace_scratch_len()];
         let mut power = vec![0f32; n_bins];
-        for frame in 0..n_frames {
+        for column in 0..n_frames {
+            let frame = first_frame + column;
             // Frame `frame` is centred on sample `frame * HOP`: it starts `half` samples earlier.
             for (j, slot) in buf.iter_mut().enumerate() {
                 let pos = (frame * HOP + j) as isize - half as isize;
-                *slot = Complex::new(sample_at(samples, pos) * self.window[j], 0.0);
+                *slot = Complex::new(sample_at(samples, sample_offset, pos) * self.window[j], 0.0);
             }
             self.fft.process_with_scratch(&mut buf, &mut scratch);
             for (p, c) in power.iter_mut().zip(&buf[..n_bins]) {
@@ -101,23 +119,31 @@ impl LogMel {
                     .zip(&power[band.first_bin..])
                     .map(|(w, p)| w * p)
                     .sum();
-                mel[band_index * n_frames + frame] = energy.max(1e-10).log10();
+                mel[band_index * n_frames + column] = energy.max(1e-10).log10();
             }
-        }
-        let max = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let floor = max - DYNAMIC_RANGE;
-        for v in mel.iter_mut() {
-            *v = (v.max(floor) + 4.0) / 4.0;
         }
         mel
     }
 }
 
+/// Whisper's normalisation of raw `log10` energies: clamp to `max - 8`, then `(x + 4) / 4`.
+pub fn normalize(values: &mut [f32], max: f32) {
+    let floor = max - DYNAMIC_RANGE;
+    for v in values.iter_mut() {
+        *v = (v.max(floor) + 4.0) / 4.0;
+    }
+}
+
 /// The sample at `pos` of the reference's padded signal: reflected before the start (numpy
-/// `pad(mode="reflect")`), zero after the end (the reference's 30 s zero padding).
-fn sample_at(samples: &[f32], pos: isize) -> f32 {
+/// `pad(mode="reflect")`), zero after the end (the reference's 30 s zero padding). `samples`
+/// begins at clip sample `offset`; earlier samples count as zero (callers never ask for them).
+fn sample_at(samples: &[f32], offset: usize, pos: isize) -> f32 {
     let index = if pos < 0 { -pos } else { pos } as usize;
-    samples.get(index).copied().unwrap_or(0.0)
+    index
+        .checked_sub(offset)
+        .and_then(|i| samples.get(i))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// librosa's `filters.mel(sr, n_fft, n_mels)` defaults: slaney mel scale (linear below 1 kHz,
