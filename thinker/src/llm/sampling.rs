@@ -71,6 +71,14 @@ pub struct Sampler {
     top_p: Option<f32>,
 }
 
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("top_p", &self.top_p)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sampler {
     /// `temperature` 0 is greedy; `top_p` >= 1 samples from the whole distribution.
     pub fn new(seed: u64, temperature: f64, top_p: f64) -> Self {

@@ -13,6 +13,34 @@ pub const AUDIO_TOWER_PREFIX: &str = "thinker.audio_tower";
 pub const TEXT_MODEL_PREFIX: &str = "thinker.model";
 pub const LM_HEAD_PREFIX: &str = "thinker.lm_head";
 
+/// What loading the Thinker puts in memory, from the safetensors headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightReport {
+    /// Thinker tensors (`thinker.*`; the Talker's and Token2Wav's are not counted).
+    pub tensors: usize,
+    /// Bytes as stored, by stored dtype (`BF16` in the published checkpoints).
+    pub stored_bytes: std::collections::BTreeMap<String, u64>,
+    /// Bytes once loaded in the compute dtype.
+    pub loaded_bytes: u64,
+}
+
+impl std::fmt::Display for WeightReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stored: Vec<String> = self
+            .stored_bytes
+            .iter()
+            .map(|(dtype, bytes)| format!("{:.2} GB {dtype}", *bytes as f64 / 1e9))
+            .collect();
+        write!(
+            f,
+            "{} thinker tensors, stored {}, {:.2} GB in memory",
+            self.tensors,
+            stored.join(" + "),
+            self.loaded_bytes as f64 / 1e9
+        )
+    }
+}
+
 /// The files of a checkpoint directory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -30,6 +58,32 @@ impl Checkpoint {
             config,
             weight_files,
         })
+    }
+
+    /// The Thinker's weights as stored and as loaded in `dtype`.
+    pub fn weight_report(&self, dtype: DType) -> Result<WeightReport, QwenError> {
+        // SAFETY: read-only mapping of the checkpoint files, as in `var_builder`.
+        let files =
+            unsafe { candle_core::safetensors::MmapedSafetensors::multi(&self.weight_files) }
+                .map_err(|e| QwenError::Weights(format!("{}: {e}", self.dir.display())))?;
+        let mut report = WeightReport {
+            tensors: 0,
+            stored_bytes: Default::default(),
+            loaded_bytes: 0,
+        };
+        for (name, view) in files.tensors() {
+            if !name.starts_with("thinker.") {
+                continue;
+            }
+            let numel: usize = view.shape().iter().product();
+            report.tensors += 1;
+            *report
+                .stored_bytes
+                .entry(format!("{:?}", view.dtype()))
+                .or_default() += view.data().len() as u64;
+            report.loaded_bytes += (numel * dtype.size_in_bytes()) as u64;
+        }
+        Ok(report)
     }
 
     /// All weights, memory-mapped, read as f32 whatever their stored dtype (bf16 in the

@@ -9,6 +9,12 @@ pub enum QwenError {
         "{path} is missing: a Qwen2.5-Omni checkpoint directory holds config.json and *.safetensors"
     )]
     MissingFile { path: PathBuf },
+    /// The hub could not provide a checkpoint (offline, unknown repo, no access).
+    #[error(
+        "could not fetch {repo} from the Hugging Face hub: {message}. Download the checkpoint \
+         elsewhere (e.g. `huggingface-cli download {repo}`) and pass its directory: --model DIR"
+    )]
+    Hub { repo: String, message: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -28,6 +34,14 @@ pub enum QwenError {
     BadInput { name: String, message: String },
     #[error("unknown reference-check component `{0}` (known: audio-encoder, thinker)")]
     UnknownComponent(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// An answer was asked for (next token, truncation) before a user turn.
+    #[error("no answer in progress: send a user turn first")]
+    NoAnswer,
+    /// The conversation no longer fits the model's context.
+    #[error("the conversation needs {needed} positions but the model holds {limit}")]
+    ContextFull { needed: usize, limit: usize },
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -33,6 +33,9 @@ pub struct QwenThinker {
 impl QwenThinker {
     /// Loads the Thinker of a checkpoint directory (the talker and vision weights are ignored).
     pub fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, QwenError> {
+        let started = std::time::Instant::now();
+        let report = checkpoint.weight_report(candle_core::DType::F32)?;
+        tracing::info!(dir = %checkpoint.dir.display(), "loading the Qwen Thinker: {report}");
         let vb = checkpoint.var_builder(device)?;
         let config = checkpoint.config.clone();
         Ok(Self {
@@ -47,6 +50,12 @@ impl QwenThinker {
             )?,
             config,
         })
+        .inspect(|_| {
+            tracing::info!(
+                "Qwen Thinker loaded in {:.1} s",
+                started.elapsed().as_secs_f64()
+            )
+        })
     }
 
     pub fn config(&self) -> &ThinkerConfig {
@@ -60,6 +69,11 @@ impl QwenThinker {
     /// The audio encoder, for a [`super::audio_stream::StreamingAudioEncoder`].
     pub fn shared_audio_encoder(&self) -> Arc<AudioEncoder> {
         Arc::clone(&self.audio)
+    }
+
+    /// Positions held in the KV cache.
+    pub fn cache_len(&self) -> usize {
+        self.text.cache_len()
     }
 
     pub fn text_model(&mut self) -> &mut TextModel {

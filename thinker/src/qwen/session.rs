@@ -1,0 +1,436 @@
+//! [`QwenSession`]: one conversation with the Qwen2.5-Omni Thinker, kept in its KV cache across
+//! turns, implementing the [`Thinker`] seam for the engine.
+//!
+//! The conversation is ChatML as Qwen's chat template writes it:
+//! `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n`
+//! `<|im_start|>assistant\n{answer}<|im_end|>\n...`, where a spoken user turn's content is
+//! `<|audio_bos|>` + its audio embeddings + `<|audio_eos|>`. Only the text after what the cache
+//! holds is ever prefilled; a spoken turn is prefilled block by block while the user talks
+//! ([`QwenSession::begin_audio_turn`], [`QwenSession::push_audio`]).
+//!
+//! Each generated token is handed out once it has been fed back through the model, so its event
+//! carries what the Talker needs (../shared/docs/qwen2_5_omni.md §4.3): the final-norm hidden
+//! state of the position where the token is the *input*, and its input embedding. The answer's
+//! last token (`<|im_end|>`) is never fed: it ends the answer, and the next turn's prefill begins
+//! with it. The hidden states and embeddings of every cached position are kept too
+//! ([`QwenSession::talker_context`]): the Talker's prompt is the whole conversation.
+
+use candle_core::{DType, Tensor};
+
+use super::QwenError;
+use super::audio_stream::StreamingAudioEncoder;
+use super::mrope::MropePositions;
+use super::thinker::QwenThinker;
+use super::tokenizer::{QwenTokenizer, TextStream};
+use crate::llm::sampling::Sampler;
+use crate::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
+use crate::stream::{CancelGuard, Step, StreamingModule};
+
+/// The system prompt the published models need to answer in speech (Qwen's README; with another
+/// one "audio output may not work as expected").
+pub const SPEECH_SYSTEM_PROMPT: &str = "You are Qwen, a virtual human developed by the Qwen Team, \
+     Alibaba Group, capable of perceiving auditory and visual inputs, as well as generating text \
+     and speech.";
+
+/// Settings of one conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    pub system_prompt: String,
+    /// 0 is greedy.
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_tokens: usize,
+    pub seed: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            system_prompt: SPEECH_SYSTEM_PROMPT.to_string(),
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens: 256,
+            seed: 299792458,
+        }
+    }
+}
+
+impl SessionConfig {
+    fn sampler(&self) -> Sampler {
+        Sampler::new(self.seed, self.temperature, self.top_p)
+    }
+}
+
+/// Hidden states and input embeddings of cached positions, in order.
+#[derive(Debug, Clone, Default)]
+struct Context {
+    /// `[n, hidden]` pieces.
+    hidden: Vec<Tensor>,
+    embeds: Vec<Tensor>,
+    len: usize,
+}
+
+impl Context {
+    fn push(&mut self, hidden: Tensor, embeds: Tensor) -> Result<(), QwenError> {
+        self.len += hidden.dim(0)?;
+        self.hidden.push(hidden);
+        self.embeds.push(embeds);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<(), QwenError> {
+        if len >= self.len {
+            return Ok(());
+        }
+        let hidden = Tensor::cat(&self.hidden, 0)?.narrow(0, 0, len)?;
+        let embeds = Tensor::cat(&self.embeds, 0)?.narrow(0, 0, len)?;
+        *self = Self::default();
+        if len > 0 {
+            self.push(hidden, embeds)?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer being generated.
+#[derive(Debug, Clone)]
+struct Answer {
+    /// Cache length where the answer begins.
+    start: usize,
+    /// Tokens fed into the cache (and handed out).
+    ids: Vec<u32>,
+    /// Logits for the next token.
+    logits: Option<Tensor>,
+    /// Tokens of heard text after a barge-in still to prefill with the next turn.
+    carried: Vec<u32>,
+    budget: usize,
+    text: TextStream,
+    finished: Option<StopReason>,
+}
+
+/// What `retract_turn` returns to.
+#[derive(Debug, Clone)]
+struct TurnCheckpoint {
+    cache_len: usize,
+    answer: Option<Answer>,
+    started: bool,
+}
+
+/// One conversation with the Qwen Thinker.
+#[derive(Debug)]
+pub struct QwenSession {
+    thinker: QwenThinker,
+    tokenizer: QwenTokenizer,
+    config: SessionConfig,
+    sampler: Sampler,
+    /// The system prompt is in the cache.
+    started: bool,
+    context: Context,
+    answer: Option<Answer>,
+    before_turn: Option<TurnCheckpoint>,
+    /// The spoken turn being prefilled.
+    audio: Option<StreamingAudioEncoder>,
+}
+
+impl QwenSession {
+    pub fn new(thinker: QwenThinker, tokenizer: QwenTokenizer, config: SessionConfig) -> Self {
+        Self {
+            sampler: config.sampler(),
+            thinker,
+            tokenizer,
+            config,
+            started: false,
+            context: Context::default(),
+            answer: None,
+            before_turn: None,
+            audio: None,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// New settings; a new system prompt starts the conversation over.
+    pub fn set_config(&mut self, config: SessionConfig) {
+        let restart = config.system_prompt != self.config.system_prompt;
+        self.sampler = config.sampler();
+        self.config = config;
+        if restart {
+            self.reset();
+        }
+    }
+
+    pub fn tokenizer(&self) -> &QwenTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn thinker(&mut self) -> &mut QwenThinker {
+        &mut self.thinker
+    }
+
+    /// Positions held in the KV cache.
+    pub fn cache_len(&self) -> usize {
+        self.thinker.cache_len()
+    }
+
+    /// Final-norm hidden states and input embeddings (zero at audio positions, as the reference
+    /// builds the Talker's input) of every cached position, each `[len, hidden]`.
+    pub fn talker_context(&self) -> Result<(Tensor, Tensor), QwenError> {
+        Ok((
+            Tensor::cat(&self.context.hidden, 0)?,
+            Tensor::cat(&self.context.embeds, 0)?,
+        ))
+    }
+
+    fn limit(&self) -> usize {
+        self.thinker.config().text_config.max_position_embeddings
+    }
+
+    /// Prefills text (chat markup included) after the cache; returns the last logits.
+    fn prefill_text(&mut self, text: &str) -> Result<Tensor, QwenError> {
+        let ids = self.tokenizer.encode(text)?;
+        self.prefill_ids(&ids)
+    }
+
+    fn prefill_ids(&mut self, ids: &[u32]) -> Result<Tensor, QwenError> {
+        let needed = self.cache_len() + ids.len() + 1;
+        if needed > self.limit() {
+            return Err(QwenError::ContextFull {
+                needed,
+                limit: self.limit(),
+            });
+        }
+        let embeds = self.thinker.prompt_embeddings(ids, None)?;
+        let positions = MropePositions::sequential(self.cache_len() as i64, ids.len());
+        let out = self.thinker.forward_embeds(&embeds, &positions)?;
+        self.context
+            .push(out.hidden_states.squeeze(0)?, embeds.squeeze(0)?)?;
+        last_position(&out.logits)
+    }
+
+    /// The markup that opens a user turn: the system prompt first, else the end of the last
+    /// answer (its `<|im_end|>` was never fed) after any heard text still to prefill.
+    fn open_user_turn(&mut self) -> Result<String, QwenError> {
+        let mut text = String::new();
+        if !self.started {
+            text.push_str(&format!(
+                "<|im_start|>system\n{}<|im_end|>\n",
+                self.config.system_prompt
+            ));
+        } else if let Some(answer) = &self.answer {
+            if !answer.carried.is_empty() {
+                let carried = answer.carried.clone();
+                self.prefill_ids(&carried)?;
+            }
+            text.push_str("<|im_end|>\n");
+        }
+        text.push_str("<|im_start|>user\n");
+        Ok(text)
+    }
+
+    fn checkpoint(&self) -> TurnCheckpoint {
+        TurnCheckpoint {
+            cache_len: self.cache_len(),
+            answer: self.answer.clone(),
+            started: self.started,
+        }
+    }
+
+    /// Opens the answer after a prefill that ended with `<|im_start|>assistant\n`.
+    fn start_answer(&mut self, logits: Tensor) {
+        let start = self.cache_len();
+        self.answer = Some(Answer {
+            start,
+            ids: Vec::new(),
+            logits: Some(logits),
+            carried: Vec::new(),
+            budget: self
+                .config
+                .max_tokens
+                .min(self.limit().saturating_sub(start)),
+            text: TextStream::default(),
+            finished: None,
+        });
+    }
+
+    /// Starts a spoken user turn: prefills up to `<|audio_bos|>`; the speech follows with
+    /// [`Self::push_audio`] and [`Self::end_audio_turn`].
+    pub fn begin_audio_turn(&mut self) -> Result<(), QwenError> {
+        self.before_turn = Some(self.checkpoint());
+        let mut text = self.open_user_turn()?;
+        text.push_str(super::tokenizer::AUDIO_BOS);
+        self.prefill_text(&text)?;
+        self.started = true;
+        self.answer = None;
+        self.audio = Some(StreamingAudioEncoder::new(
+            self.thinker.shared_audio_encoder(),
+        ));
+        Ok(())
+    }
+
+    /// Adds 16 kHz speech to the spoken turn; each completed block is encoded and prefilled
+    /// now. Returns how many audio positions were prefilled.
+    pub fn push_audio(&mut self, samples: &[f32]) -> Result<usize, QwenError> {
+        let encoder = self.audio.as_mut().ok_or(QwenError::NoAnswer)?;
+        match encoder.step(samples)? {
+            Step::Ready(embeddings) => self.prefill_audio(&embeddings),
+            Step::Pending | Step::Done => Ok(0),
+        }
+    }
+
+    /// Ends the spoken turn: the last partial block, `<|audio_eos|>` and the assistant prompt.
+    /// The answer then streams from `next_event`.
+    pub fn end_audio_turn(&mut self) -> Result<(), QwenError> {
+        let mut encoder = self.audio.take().ok_or(QwenError::NoAnswer)?;
+        if let Some(embeddings) = encoder.finish()? {
+            self.prefill_audio(&embeddings)?;
+        }
+        let logits = self.prefill_text(&format!(
+            "{}<|im_end|>\n<|im_start|>assistant\n",
+            super::tokenizer::AUDIO_EOS
+        ))?;
+        self.start_answer(logits);
+        Ok(())
+    }
+
+    fn prefill_audio(&mut self, embeddings: &Tensor) -> Result<usize, QwenError> {
+        let n = embeddings.dim(0)?;
+        let needed = self.cache_len() + n + 1;
+        if needed > self.limit() {
+            return Err(QwenError::ContextFull {
+                needed,
+                limit: self.limit(),
+            });
+        }
+        let out = self.thinker.prefill_audio(embeddings)?;
+        // The reference zeroes the input embedding of audio positions in the Talker's input.
+        let zeros = Tensor::zeros(
+            out.hidden_states.squeeze(0)?.dims(),
+            DType::F32,
+            out.hidden_states.device(),
+        )?;
+        self.context.push(out.hidden_states.squeeze(0)?, zeros)?;
+        Ok(n)
+    }
+}
+
+/// `[1, len, vocab]` -> the last position's `[vocab]`.
+fn last_position(logits: &Tensor) -> Result<Tensor, QwenError> {
+    let len = logits.dim(1)?;
+    Ok(logits.narrow(1, len - 1, 1)?.flatten_all()?)
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Thinker for QwenSession {
+    type Error = QwenError;
+
+    fn user_turn(&mut self, text: &str) -> Result<(), QwenError> {
+        let checkpoint = self.checkpoint();
+        let mut markup = self.open_user_turn()?;
+        markup.push_str(text);
+        markup.push_str("<|im_end|>\n<|im_start|>assistant\n");
+        let logits = match self.prefill_text(&markup) {
+            Ok(logits) => logits,
+            Err(e) => {
+                self.restore(checkpoint.clone())?;
+                return Err(e);
+            }
+        };
+        self.started = true;
+        self.start_answer(logits);
+        self.before_turn = Some(checkpoint);
+        Ok(())
+    }
+
+    fn next_event(&mut self, cancel: &CancelGuard) -> Result<ThinkerEvent, QwenError> {
+        let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
+        let done = |reason, answer: &mut Answer| {
+            answer.finished = Some(reason);
+            Ok(ThinkerEvent::Done {
+                reason,
+                tokens: answer.ids.len(),
+            })
+        };
+        if let Some(reason) = answer.finished {
+            return done(reason, answer);
+        }
+        if cancel.is_cancelled() {
+            return done(StopReason::Cancelled, answer);
+        }
+        if answer.ids.len() >= answer.budget {
+            return done(StopReason::MaxTokens, answer);
+        }
+        let logits = answer
+            .logits
+            .take()
+            .ok_or_else(|| QwenError::Tokenizer("no logits for the next token".into()))?;
+        let id = self.sampler.sample(&logits)?;
+        if self.tokenizer.is_end_of_answer(id) {
+            let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
+            return done(StopReason::EndOfTurn, answer);
+        }
+        // Feed the token: its hidden state (as input) and embedding go out with it.
+        let embedding = self.thinker.prompt_embeddings(&[id], None)?;
+        let positions = MropePositions::sequential(self.cache_len() as i64, 1);
+        let out = self.thinker.forward_embeds(&embedding, &positions)?;
+        let hidden = out.hidden_states.squeeze(0)?;
+        let embedding = embedding.squeeze(0)?;
+        self.context.push(hidden.clone(), embedding.clone())?;
+        let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
+        answer.ids.push(id);
+        answer.logits = Some(last_position(&out.logits)?);
+        let text = answer.text.push(&self.tokenizer, id)?;
+        Ok(ThinkerEvent::Token(ThinkerToken {
+            id,
+            text,
+            hidden: Some(hidden.squeeze(0)?),
+            embedding: Some(embedding.squeeze(0)?),
+        }))
+    }
+
+    fn truncate_answer(&mut self, heard_text: &str) -> Result<(), QwenError> {
+        let heard = self.tokenizer.encode(heard_text)?;
+        let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
+        let keep = common_prefix(&heard, &answer.ids);
+        let len = answer.start + keep;
+        answer.ids.truncate(keep);
+        answer.carried = heard[keep..].to_vec();
+        answer.logits = None;
+        answer.finished.get_or_insert(StopReason::Cancelled);
+        self.thinker.text_model().truncate_cache(len)?;
+        self.context.truncate(len)?;
+        Ok(())
+    }
+
+    fn retract_turn(&mut self) -> Result<(), QwenError> {
+        let checkpoint = self.before_turn.take().ok_or(QwenError::NoAnswer)?;
+        self.restore(checkpoint)
+    }
+
+    fn reset(&mut self) {
+        self.thinker.text_model().clear_cache();
+        self.context = Context::default();
+        self.started = false;
+        self.answer = None;
+        self.before_turn = None;
+        self.audio = None;
+        self.sampler = self.config.sampler();
+    }
+}
+
+impl QwenSession {
+    fn restore(&mut self, checkpoint: TurnCheckpoint) -> Result<(), QwenError> {
+        self.thinker
+            .text_model()
+            .truncate_cache(checkpoint.cache_len)?;
+        self.context.truncate(checkpoint.cache_len)?;
+        self.answer = checkpoint.answer;
+        self.started = checkpoint.started;
+        self.audio = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The Qwen Thinker as a conversation (`QwenSession` behind the `Thinker` seam) on the tiny_a
+//! checkpoint with its small Qwen-style tokenizer (`tools/reference/qwen_tiny_tokenizer.py`):
+//! greedy answers equal the argmax chain of full re-prefills across turns (the KV cache is
+//! right), each token carries its hidden state and embedding as the full pass computes them, a
+//! spoken turn streamed in blocks answers like the offline prompt, and cancel / retract /
+//! truncate leave the cache exactly where they should.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, Device, IndexOp, Tensor};
+use parley_thinker::qwen::features;
+use parley_thinker::qwen::{Checkpoint, QwenSession, QwenThinker, QwenTokenizer, SessionConfig};
+use parley_thinker::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
+use parley_thinker::stream::{Cancel, CancelGuard};
+use parley_thinker::whisper::mel::LogMel;
+
+const SYSTEM: &str = "You are a helpful assistant.";
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen/tiny_a/checkpoint")
+}
+
+fn parts() -> (QwenThinker, QwenTokenizer) {
+    let checkpoint = Checkpoint::open(&dir()).unwrap();
+    let thinker = QwenThinker::load(&checkpoint, &Device::Cpu).unwrap();
+    let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir(), &checkpoint.config).unwrap();
+    (thinker, tokenizer)
+}
+
+fn session(max_tokens: usize) -> QwenSession {
+    let (thinker, tokenizer) = parts();
+    let config = SessionConfig {
+        system_prompt: SYSTEM.into(),
+        max_tokens,
+        ..SessionConfig::default()
+    };
+    QwenSession::new(thinker, tokenizer, config)
+}
+
+fn answer(session: &mut QwenSession) -> (Vec<ThinkerToken>, StopReason) {
+    let mut tokens = Vec::new();
+    loop {
+        match session.next_event(&CancelGuard::never()).unwrap() {
+            ThinkerEvent::Token(t) => tokens.push(t),
+            ThinkerEvent::Done { reason, tokens: n } => {
+                assert_eq!(n, tokens.len());
+                return (tokens, reason);
+            }
+        }
+    }
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The greedy continuation of `ids` by full re-prefills (no cache reuse), with the final
+/// hidden states of the whole sequence.
+fn reference_answer(
+    ids: &[u32],
+    features: Option<&Tensor>,
+    max_tokens: usize,
+    tokenizer: &QwenTokenizer,
+) -> (Vec<u32>, Tensor) {
+    let (mut thinker, _) = parts();
+    let mut ids = ids.to_vec();
+    let mut answer = Vec::new();
+    loop {
+        thinker.text_model().clear_cache();
+        let out = thinker.prefill(&ids, features).unwrap();
+        if answer.len() == max_tokens {
+            return (answer, out.hidden_states);
+        }
+        let next = out
+            .logits
+            .i((0, ids.len() - 1))
+            .unwrap()
+            .argmax(D::Minus1)
+            .unwrap()
+            .to_scalar::<u32>()
+            .unwrap();
+        if tokenizer.is_end_of_answer(next) {
+            return (answer, out.hidden_states);
+        }
+        answer.push(next);
+        ids.push(next);
+    }
+}
+
+fn chat(system: &str, user: &str) -> String {
+    format!(
+        "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+}
+
+#[test]
+fn answers_across_turns_equal_full_reprefills_and_carry_hidden_states() {
+    let mut session = session(6);
+    let tokenizer = session.tokenizer().clone();
+    session.user_turn("What is the capital of France?").unwrap();
+    let prompt = tokenizer
+        .encode(&chat(SYSTEM, "What is the capital of France?"))
+        .unwrap();
+    assert_eq!(session.cache_len(), prompt.len());
+    let (tokens, _) = answer(&mut session);
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    let (expected, hidden) = reference_answer(&prompt, None, 6, &tokenizer);
+    assert_eq!(ids, expected);
+    assert!(!ids.is_empty());
+
+    // Token k carries the hidden state of the position where it is the input, and its
+    // embedding.
+    let (mut embedder, _) = parts();
+    for (k, token) in tokens.iter().enumerate() {
+        let position = prompt.len() + k;
+        let want = hidden.i((0, position)).unwrap();
+        let got = token.hidden.as_ref().unwrap();
+        assert!(max_abs_diff(got, &want) < 1e-4, "hidden of token {k}");
+        let embedding = embedder.prompt_embeddings(&[token.id], None).unwrap();
+        let diff = max_abs_diff(
+            token.embedding.as_ref().unwrap(),
+            &embedding.i((0, 0)).unwrap(),
+        );
+        assert_eq!(diff, 0.0);
+    }
+    let _ = embedder.text_model();
+    // The streamed text pieces are the answer's text.
+    let text: String = tokens.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(text, tokenizer.decode(&ids).unwrap());
+
+    // A second turn continues the cache: the whole conversation, re-prefilled, answers the same.
+    session.user_turn("Why is the ocean salty?").unwrap();
+    let mut conversation = prompt.clone();
+    conversation.extend(&ids);
+    conversation.extend(
+        tokenizer
+            .encode("<|im_end|>\n<|im_start|>user\nWhy is the ocean salty?<|im_end|>\n<|im_start|>assistant\n")
+            .unwrap(),
+    );
+    assert_eq!(session.cache_len(), conversation.len());
+    let (second, _) = answer(&mut session);
+    let second: Vec<u32> = second.iter().map(|t| t.id).collect();
+    let (expected, _) = reference_answer(&conversation, None, 6, &tokenizer);
+    assert_eq!(second, expected);
+
+    // The Talker's context covers every cached position.
+    let (context_hidden, context_embeds) = session.talker_context().unwrap();
+    assert_eq!(context_hidden.dim(0).unwrap(), session.cache_len());
+    assert_eq!(context_embeds.dims(), context_hidden.dims());
+}
+
+#[test]
+fn a_spoken_turn_streamed_in_blocks_answers_like_the_offline_prompt() {
+    let golden =
+        candle_core::safetensors::load(dir().join("../../log_mel.safetensors"), &Device::Cpu)
+            .unwrap();
+    let samples = golden["samples"].to_vec1::<f32>().unwrap();
+    let mut session = session(5);
+    let tokenizer = session.tokenizer().clone();
+    session.begin_audio_turn().unwrap();
+    let mut prefilled = 0;
+    for piece in samples.chunks(4000) {
+        prefilled += session.push_audio(piece).unwrap();
+    }
+    session.end_audio_turn().unwrap();
+    let (tokens, _) = answer(&mut session);
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+
+    // Offline: the whole clip's features (1.6 s is less than one 2 s block, so the streaming
+    // normalization uses the whole clip too) in the ChatML prompt.
+    let (thinker, _) = parts();
+    let features = features::features(
+        &LogMel::new(128, features::SAMPLE_RATE),
+        &samples,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let n_audio = thinker
+        .audio_encoder()
+        .forward(&features)
+        .unwrap()
+        .dim(0)
+        .unwrap();
+    assert_eq!(prefilled, 0, "no whole 2 s block in 1.6 s");
+    let special = tokenizer.special();
+    let mut prompt = tokenizer
+        .encode(&format!(
+            "<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|audio_bos|>"
+        ))
+        .unwrap();
+    prompt.extend(std::iter::repeat_n(special.audio, n_audio));
+    prompt.extend(
+        tokenizer
+            .encode("<|audio_eos|><|im_end|>\n<|im_start|>assistant\n")
+            .unwrap(),
+    );
+    let (expected, _) = reference_answer(&prompt, Some(&features), 5, &tokenizer);
+    assert_eq!(ids, expected);
+    // Audio positions give the Talker no input embedding (zeroed, like the reference).
+    let (_, embeds) = session.talker_context().unwrap();
+    let audio_start = prompt.iter().position(|&id| id == special.audio).unwrap();
+    let audio_rows = embeds.narrow(0, audio_start, n_audio).unwrap();
+    assert_eq!(
+        max_abs_diff(&audio_rows, &audio_rows.zeros_like().unwrap()),
+        0.0
+    );
+}
+
+#[test]
+fn cancel_retract_and_truncate_leave_the_cache_where_they_should() {
+    let mut session = session(6);
+    let tokenizer = session.tokenizer().clone();
+
+    // Cancelled before the first token: nothing generated.
+    session.user_turn("Tell me a joke.").unwrap();
+    let cancel = Cancel::new();
+    let guard = cancel.guard();
+    cancel.cancel_all();
+    match session.next_event(&guard).unwrap() {
+        ThinkerEvent::Done { reason, tokens } => {
+            assert_eq!((reason, tokens), (StopReason::Cancelled, 0))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Retract: the turn and its answer vanish, the cache is back to before the turn.
+    let mut session = session_with_one_answer();
+    let before = session.cache_len();
+    let (context_before, _) = session.talker_context().unwrap();
+    session.user_turn("Why is the ocean salty?").unwrap();
+    let _ = answer(&mut session);
+    session.retract_turn().unwrap();
+    assert_eq!(session.cache_len(), before);
+    assert_eq!(
+        session.talker_context().unwrap().0.dim(0).unwrap(),
+        context_before.dim(0).unwrap()
+    );
+
+    // Truncate: only the heard words of the answer stay: the generated tokens they share with
+    // the heard text's tokens stay cached, the rest of the heard text is prefilled with the
+    // next turn (a random tiny model's tokens need not re-tokenize the same).
+    let (session, (ids, start)) = session_with_one_answer_kept();
+    let mut session = session;
+    let heard = tokenizer.decode(&ids[..2]).unwrap();
+    let heard_ids = tokenizer.encode(&heard).unwrap();
+    let shared = heard_ids
+        .iter()
+        .zip(&ids)
+        .take_while(|(a, b)| a == b)
+        .count();
+    session.truncate_answer(&heard).unwrap();
+    assert_eq!(session.cache_len(), start + shared);
+    session.user_turn("Thanks").unwrap();
+    let rest = tokenizer
+        .encode("<|im_end|>\n<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n")
+        .unwrap();
+    assert_eq!(session.cache_len(), start + heard_ids.len() + rest.len());
+}
+
+fn session_with_one_answer() -> QwenSession {
+    session_with_one_answer_kept().0
+}
+
+/// A session after one answer, the answer's ids and its start in the cache.
+fn session_with_one_answer_kept() -> (QwenSession, (Vec<u32>, usize)) {
+    let mut session = session(6);
+    session.user_turn("What is the capital of France?").unwrap();
+    let start = session.cache_len();
+    let (tokens, _) = answer(&mut session);
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    assert!(ids.len() >= 2, "{ids:?}");
+    (session, (ids, start))
+}
