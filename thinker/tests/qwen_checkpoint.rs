@@ -132,3 +132,52 @@ fn the_memory_report_counts_the_thinker_weights() {
     assert!(bf16.stored_bytes.contains_key("BF16"), "{bf16}");
     assert_eq!(bf16.stored_bytes["BF16"] * 2, bf16.loaded_bytes);
 }
+
+#[test]
+fn bf16_weights_compute_close_to_f32() {
+    // What the `cuda` build runs (bf16), checked on the CPU: the same prompt with audio.
+    let dir = tiny_a();
+    let inputs = candle_core::safetensors::load(
+        dir.join("../thinker_audio_inputs.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let ids: Vec<u32> = inputs["input_ids"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|id| id as u32)
+        .collect();
+    let features = &inputs["input_features"];
+    let checkpoint = Checkpoint::open(&dir).unwrap();
+    let run = |dtype| {
+        let mut thinker = QwenThinker::load_with_dtype(&checkpoint, &Device::Cpu, dtype).unwrap();
+        let out = thinker.prefill(&ids, Some(features)).unwrap();
+        assert_eq!(out.logits.dtype(), DType::F32);
+        out.logits
+    };
+    let (f32_logits, bf16_logits) = (run(DType::F32), run(DType::BF16));
+    let diff = (&f32_logits - &bf16_logits)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let scale = f32_logits
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    eprintln!("bf16 vs f32 logits: max abs diff {diff:.3} of {scale:.2}");
+    assert!(diff < 0.05 * scale, "{diff} vs {scale}");
+}

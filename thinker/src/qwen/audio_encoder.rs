@@ -139,7 +139,8 @@ impl AudioEncoder {
             Ok(Self {
                 conv1: candle_nn::conv1d(config.num_mel_bins, d, 3, same, vb.pp("conv1"))?,
                 conv2: candle_nn::conv1d(d, d, 3, halve, vb.pp("conv2"))?,
-                positions: sinusoids(config.max_source_positions, d, vb.device())?,
+                positions: sinusoids(config.max_source_positions, d, vb.device())?
+                    .to_dtype(vb.dtype())?,
                 layers,
                 ln_post: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("ln_post"))?,
                 proj: candle_nn::linear(d, config.output_dim, vb.pp("proj"))?,
@@ -155,6 +156,11 @@ impl AudioEncoder {
 
     pub fn device(&self) -> &Device {
         self.proj.weight().device()
+    }
+
+    /// The dtype the encoder computes in (its weights').
+    pub fn dtype(&self) -> DType {
+        self.proj.weight().dtype()
     }
 
     /// Encodes one clip of log-mel `features` `[num_mel_bins, frames]` (any `frames`, no padding)
@@ -184,7 +190,7 @@ impl AudioEncoder {
                 device,
             )?);
         }
-        let features = features.to_dtype(DType::F32)?;
+        let features = features.to_dtype(self.dtype())?;
         let block = self.config.block_frames();
         let whole = frames / block;
         let tail = frames % block;

@@ -116,7 +116,8 @@ impl StreamingAudioEncoder {
             normalize(&mut data, self.running_max);
         }
         let device = self.encoder.device().clone();
-        let block = Tensor::from_vec(data, (1, bins, frames), &device)?;
+        let block =
+            Tensor::from_vec(data, (1, bins, frames), &device)?.to_dtype(self.encoder.dtype())?;
         let mut encoded = self.encoder.encode_blocks(&block)?;
         if let Some(previous) = self.unpaired.take() {
             encoded = Tensor::cat(&[previous, encoded], 0)?;

@@ -86,12 +86,16 @@ impl Checkpoint {
         Ok(report)
     }
 
-    /// All weights, memory-mapped, read as f32 whatever their stored dtype (bf16 in the
+    /// All weights, memory-mapped, read as `dtype` whatever their stored dtype (bf16 in the
     /// published checkpoints).
-    pub fn var_builder(&self, device: &Device) -> Result<VarBuilder<'static>, QwenError> {
+    pub fn var_builder(
+        &self,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<VarBuilder<'static>, QwenError> {
         // SAFETY: the files are mapped read-only; like every mmap-based loader this assumes
         // nobody truncates them while the model is loaded.
-        unsafe { VarBuilder::from_mmaped_safetensors(&self.weight_files, DType::F32, device) }
+        unsafe { VarBuilder::from_mmaped_safetensors(&self.weight_files, dtype, device) }
             .map_err(|e| QwenError::Weights(format!("{}: {e}", self.dir.display())))
     }
 }

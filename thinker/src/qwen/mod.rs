@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: `config.json` (`thinker_config.{audio_config, text_config}`), both rope layouts.
 //! - [`hub`]: `--model Qwen/Qwen2.5-Omni-3B` through the HF cache/hub, or a local directory.
+//! - [`device`]: CPU in f32, or (cargo feature `cuda`) the GPU in bf16.
 //! - [`checkpoint`]: the directory (config + safetensors, sharded or not) and weight prefixes.
 //! - [`features`]: 16 kHz samples -> the encoder's log-mel (offline and streaming).
 //! - [`audio_encoder`]: log-mel -> Thinker embeddings, 2 s blocks, 25 tokens per second.
@@ -15,12 +16,14 @@
 //! - [`reference_check`]: one component on tensors from a safetensors file, for parity checks
 //!   against transformers (`tools/reference/qwen_omni_goldens.py`).
 //!
-//! Everything runs in f32 on the CPU here; weights stored as bf16 are converted on load.
+//! On the CPU everything runs in f32 (weights stored as bf16 are converted on load); with the
+//! `cuda` feature the Thinker runs on the GPU in bf16.
 
 pub mod audio_encoder;
 pub mod audio_stream;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod features;
 pub mod hub;

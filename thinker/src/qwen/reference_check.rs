@@ -35,13 +35,15 @@ pub fn run(
     let inputs = read_tensors(inputs, &device)?;
     let outputs: HashMap<String, Tensor> = if component == AUDIO_ENCODER {
         let features = features(&inputs)?.ok_or_else(|| missing("input_features"))?;
-        let vb = checkpoint.var_builder(&device)?;
+        let vb = checkpoint.var_builder(&device, candle_core::DType::F32)?;
         let encoder =
             AudioEncoder::load(&checkpoint.config.audio_config, vb.pp(AUDIO_TOWER_PREFIX))?;
         HashMap::from([("audio_embeds".to_string(), encoder.forward(&features)?)])
     } else {
         let ids = input_ids(&inputs)?;
-        let mut thinker = QwenThinker::load(&checkpoint, &device)?;
+        // Parity runs in f32 on the CPU, like the goldens.
+        let mut thinker =
+            QwenThinker::load_with_dtype(&checkpoint, &device, candle_core::DType::F32)?;
         let has_audio = ids.contains(&thinker.config().audio_token_index);
         let features = features(&inputs)?;
         if has_audio && features.is_none() {

@@ -96,11 +96,13 @@ impl Attention {
         let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
         let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        // Scores and softmax in f32 also when the weights are bf16 (as the reference's eager
+        // attention upcasts the softmax).
+        let mut scores = (q.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
         let out =
             weights
                 .matmul(&v)?
@@ -285,18 +287,21 @@ impl TextModel {
                 format!("{} positions for {len} tokens", positions.len()),
             ));
         }
+        let dtype = self.dtype();
         let (cos, sin) = self.mrope.cos_sin(positions)?;
+        let (cos, sin) = (cos.to_dtype(dtype)?, sin.to_dtype(dtype)?);
         let mask = causal_mask(len, self.cache_len(), embeds.device())?;
-        let mut xs = embeds.to_dtype(DType::F32)?;
+        let mut xs = embeds.to_dtype(dtype)?;
         for layer in &mut self.layers {
             xs = layer.forward(&xs, &cos, &sin, mask.as_ref())?;
         }
         Ok(self.norm.forward(&xs)?)
     }
 
-    /// Next-token logits `[.., vocab]` of final-norm hidden states.
+    /// Next-token logits `[.., vocab]` of final-norm hidden states, in f32 whatever the
+    /// compute dtype (sampling and comparisons want full precision).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, QwenError> {
-        Ok(self.lm_head.forward(hidden)?)
+        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
     }
 
     fn device(&self) -> &Device {

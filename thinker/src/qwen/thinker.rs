@@ -32,11 +32,21 @@ pub struct QwenThinker {
 
 impl QwenThinker {
     /// Loads the Thinker of a checkpoint directory (the talker and vision weights are ignored).
+    /// Computes in f32 on the CPU and bf16 on a GPU ([`super::device::compute_dtype`]).
     pub fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, QwenError> {
+        Self::load_with_dtype(checkpoint, device, super::device::compute_dtype(device))
+    }
+
+    /// Loads the weights as `dtype` and computes in it (logits stay f32).
+    pub fn load_with_dtype(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: candle_core::DType,
+    ) -> Result<Self, QwenError> {
         let started = std::time::Instant::now();
-        let report = checkpoint.weight_report(candle_core::DType::F32)?;
+        let report = checkpoint.weight_report(dtype)?;
         tracing::info!(dir = %checkpoint.dir.display(), "loading the Qwen Thinker: {report}");
-        let vb = checkpoint.var_builder(device)?;
+        let vb = checkpoint.var_builder(device, dtype)?;
         let config = checkpoint.config.clone();
         Ok(Self {
             audio: Arc::new(AudioEncoder::load(
