@@ -59,8 +59,15 @@ pub enum Command {
     Generate {
         prompt: String,
         /// A llama- or qwen2-architecture GGUF file (default: the installed SmolLM2).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "qwen")]
         model: Option<PathBuf>,
+        /// Use the Qwen2.5-Omni Thinker instead: a hub repo (`Qwen/Qwen2.5-Omni-3B`, fetched
+        /// into the HF cache with progress) or a checkpoint directory.
+        #[arg(long)]
+        qwen: Option<String>,
+        /// With --qwen: ask by voice; the WAV is the user's turn (PROMPT is then ignored).
+        #[arg(long, requires = "qwen")]
+        audio: Option<PathBuf>,
         /// System prompt (default: a brief voice-assistant prompt).
         #[arg(long)]
         system: Option<String>,
@@ -145,6 +152,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate {
             prompt,
             model,
+            qwen,
+            audio,
             system,
             temperature,
             top_p,
@@ -153,6 +162,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => commands::generate::run(commands::generate::GenerateArgs {
             prompt,
             model,
+            qwen,
+            audio,
             system,
             temperature,
             top_p,

@@ -54,7 +54,7 @@ fn a_repo_id_loads_from_the_hf_cache_offline_and_an_unreachable_hub_says_what_to
     assert!(matches!(err, QwenError::Hub { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("Qwen/Qwen2.5-Omni-3B") && text.contains("--model DIR"),
+        text.contains("Qwen/Qwen2.5-Omni-3B") && text.contains("pass its directory"),
         "{text}"
     );
 }

@@ -26,17 +26,24 @@ pub struct WeightReport {
 
 impl std::fmt::Display for WeightReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = |bytes: u64| {
+            if bytes >= 1_000_000_000 {
+                format!("{:.2} GB", bytes as f64 / 1e9)
+            } else {
+                format!("{:.1} MB", bytes as f64 / 1e6)
+            }
+        };
         let stored: Vec<String> = self
             .stored_bytes
             .iter()
-            .map(|(dtype, bytes)| format!("{:.2} GB {dtype}", *bytes as f64 / 1e9))
+            .map(|(dtype, bytes)| format!("{} {dtype}", size(*bytes)))
             .collect();
         write!(
             f,
-            "{} thinker tensors, stored {}, {:.2} GB in memory",
+            "{} thinker tensors, stored {}, {} in memory",
             self.tensors,
             stored.join(" + "),
-            self.loaded_bytes as f64 / 1e9
+            size(self.loaded_bytes)
         )
     }
 }

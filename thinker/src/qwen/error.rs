@@ -12,7 +12,8 @@ pub enum QwenError {
     /// The hub could not provide a checkpoint (offline, unknown repo, no access).
     #[error(
         "could not fetch {repo} from the Hugging Face hub: {message}. Download the checkpoint \
-         elsewhere (e.g. `huggingface-cli download {repo}`) and pass its directory: --model DIR"
+         elsewhere (e.g. `huggingface-cli download {repo}`) and pass its directory instead of the \
+         repo id"
     )]
     Hub { repo: String, message: String },
     #[error("{path}: {source}")]
