@@ -51,7 +51,9 @@ fn bench_block(c: &mut Criterion, name: &str, encoder: &AudioEncoder) {
 
 fn bench_decode(c: &mut Criterion, name: &str, text: &mut TextModel) {
     let vocab = text.config().vocab_size as u32;
-    let ids: Vec<u32> = (0..CACHED as u32).map(|i| (i * 7919) % vocab.min(300)).collect();
+    let ids: Vec<u32> = (0..CACHED as u32)
+        .map(|i| (i * 7919) % vocab.min(300))
+        .collect();
     let embeds = text.embed(&ids).unwrap();
     text.forward(&embeds, &MropePositions::sequential(0, CACHED))
         .unwrap();
