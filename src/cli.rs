@@ -37,7 +37,7 @@ pub enum Command {
         /// Checkpoint directory: config.json and *.safetensors in the Hugging Face layout.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// `audio-encoder` or `thinker`.
+        /// `audio-encoder`, `thinker`, `dit`, `bigvgan` or `token2wav`.
         #[arg(long)]
         component: String,
         #[arg(long)]
@@ -142,7 +142,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             inputs,
             output,
         } => {
-            parley_thinker::qwen::reference_check::run(&checkpoint, &component, &inputs, &output)?;
+            if parley_talker::qwen::reference_check::handles(&component) {
+                parley_talker::qwen::reference_check::run(
+                    &checkpoint,
+                    &component,
+                    &inputs,
+                    &output,
+                )?;
+            } else {
+                parley_thinker::qwen::reference_check::run(
+                    &checkpoint,
+                    &component,
+                    &inputs,
+                    &output,
+                )?;
+            }
             eprintln!("wrote {}", output.display());
             Ok(())
         }

@@ -73,3 +73,37 @@ fn reference_check_writes_what_transformers_computes() {
     let message = String::from_utf8_lossy(&bad.stderr);
     assert!(message.contains("vocoder"), "{message}");
 }
+
+#[test]
+fn reference_check_runs_token2wav_components_like_transformers() {
+    let goldens = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/goldens/qwen_token2wav/t2w_b");
+    let out_dir = tempfile::tempdir().unwrap();
+    for (component, names) in [
+        ("dit", &["v_cond", "v_uncond"][..]),
+        ("bigvgan", &["wav"][..]),
+        ("token2wav", &["mel", "wav"][..]),
+    ] {
+        let output = out_dir.path().join(format!("{component}.safetensors"));
+        let status = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["reference-check", "--checkpoint"])
+            .arg(goldens.join("checkpoint"))
+            .args(["--component", component, "--inputs"])
+            .arg(goldens.join(format!("{component}_inputs.safetensors")))
+            .arg("--output")
+            .arg(&output)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{component}: {status}");
+        for name in names {
+            let ours = f32_tensor(&output, name);
+            let reference = f32_tensor(&goldens.join(format!("{component}.safetensors")), name);
+            assert_eq!(ours.len(), reference.len(), "{component} {name}");
+            let worst = ours
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{component} {name}: max |diff| {worst}");
+        }
+    }
+}

@@ -6,11 +6,17 @@
 //! - [`ecapa`]: the DiT's ECAPA-TDNN speaker encoder.
 //! - [`dit`]: the DiT velocity (classifier-free guidance pair, block attention).
 //! - [`codec_sampling`]: the Talker's next-code choice (penalty, suppression, top-k/top-p).
+//! - [`bigvgan`]: the vocoder, mel -> 24 kHz audio.
 //! - [`sampler`]: time grid and RK4 / Euler integration from noise to mel.
+//! - [`token2wav`]: DiT + sampler + BigVGAN from a checkpoint directory.
+//! - [`reference_check`]: `dit`, `bigvgan`, `token2wav` on safetensors inputs (parity checks).
 
+pub mod bigvgan;
 pub mod codec_sampling;
 pub mod dit;
 pub mod dit_config;
 pub mod ecapa;
+pub mod reference_check;
 pub mod sampler;
 pub mod speakers;
+pub mod token2wav;

@@ -51,16 +51,12 @@ pub fn time_grid(steps: usize, sway: f32) -> Vec<f32> {
 }
 
 /// Why sampling stopped early.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SampleError {
+    #[error("cancelled")]
     Cancelled,
-    Model(candle_core::Error),
-}
-
-impl From<candle_core::Error> for SampleError {
-    fn from(e: candle_core::Error) -> Self {
-        Self::Model(e)
-    }
+    #[error(transparent)]
+    Model(#[from] candle_core::Error),
 }
 
 /// Integrates from `noise` `[1, frames, mel_dim]` (the initial state) to the mel

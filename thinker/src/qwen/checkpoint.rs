@@ -108,7 +108,7 @@ impl Checkpoint {
 }
 
 /// The safetensors files: the shards the index names if there is one, else `model.safetensors`.
-fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, QwenError> {
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, QwenError> {
     let index = dir.join("model.safetensors.index.json");
     let mut files = if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|source| QwenError::Io {

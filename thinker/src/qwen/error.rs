@@ -33,7 +33,10 @@ pub enum QwenError {
     /// A caller-supplied tensor (token ids, features) does not fit the model.
     #[error("bad input `{name}`: {message}")]
     BadInput { name: String, message: String },
-    #[error("unknown reference-check component `{0}` (known: audio-encoder, thinker)")]
+    #[error(
+        "unknown reference-check component `{0}` (known: audio-encoder, thinker, dit, bigvgan, \
+         token2wav)"
+    )]
     UnknownComponent(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
@@ -48,7 +51,7 @@ pub enum QwenError {
 }
 
 impl QwenError {
-    pub(crate) fn bad_input(name: &str, message: impl Into<String>) -> Self {
+    pub fn bad_input(name: &str, message: impl Into<String>) -> Self {
         Self::BadInput {
             name: name.to_string(),
             message: message.into(),

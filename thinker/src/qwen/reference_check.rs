@@ -61,7 +61,12 @@ pub fn run(
             ("hidden_states".to_string(), out.hidden_states),
         ])
     };
-    candle_core::safetensors::save(&outputs, output).map_err(|e| QwenError::Io {
+    write_tensors(&outputs, output)
+}
+
+/// Writes the outputs file.
+pub fn write_tensors(outputs: &HashMap<String, Tensor>, output: &Path) -> Result<(), QwenError> {
+    candle_core::safetensors::save(outputs, output).map_err(|e| QwenError::Io {
         path: output.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })
@@ -71,7 +76,8 @@ fn missing(name: &str) -> QwenError {
     QwenError::bad_input(name, "missing from the inputs file")
 }
 
-fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, QwenError> {
+/// The tensors of an inputs file (a clear error when it is missing or not safetensors).
+pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, QwenError> {
     if !path.is_file() {
         return Err(QwenError::MissingFile {
             path: path.to_path_buf(),
