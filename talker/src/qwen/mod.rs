@@ -1,6 +1,7 @@
 //! Qwen2.5-Omni's mouth: the Talker (Thinker hidden states -> codec tokens) and Token2Wav
 //! (codec tokens -> 24 kHz audio), loaded from a checkpoint directory in the Hugging Face layout.
 //!
+//! - [`talker_model`]: the Talker LM (Thinker states + codec embeddings -> codec logits).
 //! - [`speakers`]: the voices of `spk_dict.pt` (text-BOS token, speaker vector, reference mel).
 //! - [`dit_config`]: `token2wav_config.dit_config`, alias keys and the missing defaults.
 //! - [`ecapa`]: the DiT's ECAPA-TDNN speaker encoder.
@@ -19,4 +20,5 @@ pub mod ecapa;
 pub mod reference_check;
 pub mod sampler;
 pub mod speakers;
+pub mod talker_model;
 pub mod token2wav;

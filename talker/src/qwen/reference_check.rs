@@ -1,6 +1,8 @@
 //! `parley reference-check` for the speech side of a Qwen2.5-Omni checkpoint (the same contract
 //! as the Thinker's components in `parley_thinker::qwen::reference_check`):
 //!
+//! - `talker`: in `inputs_embeds` f32 `[1, L, embedding_size]` (Thinker space, before
+//!   `thinker_to_talker_proj`) and `position_ids` i64 `[3, 1, L]`; out `logits` f32 `[1, L, vocab]`.
 //! - `dit`: in `x` f32 `[1, N, 80]`, `code` i64 `[1, N/2]`, `cond` f32 `[1, enc_emb_dim]`,
 //!   `ref_mel` f32 `[1, T, 80]`, `t` f32 `[1]`; out `v_cond` and `v_uncond` f32 `[1, N, 80]`.
 //! - `bigvgan`: in `mel` f32 `[1, 80, T]`; out `wav` f32 `[1, S]`.
@@ -17,15 +19,18 @@ use parley_thinker::qwen::reference_check::{read_tensors, write_tensors};
 use parley_thinker::stream::CancelGuard;
 
 use super::sampler::{SampleError, SamplerSettings};
+use super::talker_model::TalkerModel;
 use super::token2wav::Token2Wav;
+use parley_thinker::qwen::MropePositions;
 
+pub const TALKER: &str = "talker";
 pub const DIT: &str = "dit";
 pub const BIGVGAN: &str = "bigvgan";
 pub const TOKEN2WAV: &str = "token2wav";
 
 /// Whether this module runs `component`.
 pub fn handles(component: &str) -> bool {
-    [DIT, BIGVGAN, TOKEN2WAV].contains(&component)
+    [TALKER, DIT, BIGVGAN, TOKEN2WAV].contains(&component)
 }
 
 pub fn run(
@@ -39,6 +44,13 @@ pub fn run(
     }
     let device = Device::Cpu;
     let inputs = read_tensors(inputs, &device)?;
+    if component == TALKER {
+        let mut talker = TalkerModel::load(checkpoint_dir, &device)?;
+        let embeds = f32_input(&inputs, "inputs_embeds", 3)?;
+        let positions = positions(&inputs, embeds.dim(1)?)?;
+        let logits = talker.forward(&embeds, &positions)?;
+        return write_tensors(&HashMap::from([("logits".to_string(), logits)]), output);
+    }
     let model = Token2Wav::load(checkpoint_dir, &device)?;
     let outputs: HashMap<String, Tensor> = match component {
         DIT => {
@@ -151,4 +163,27 @@ fn check_frames(frames: usize, codes: &Tensor, model: &Token2Wav) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// `position_ids` i64 `[3, 1, L]`: the temporal, height and width streams.
+fn positions(inputs: &HashMap<String, Tensor>, len: usize) -> Result<MropePositions, QwenError> {
+    let t = inputs
+        .get("position_ids")
+        .ok_or_else(|| QwenError::bad_input("position_ids", "missing from the inputs file"))?;
+    if t.dtype() != DType::I64 || t.dims() != [3, 1, len] {
+        return Err(QwenError::bad_input(
+            "position_ids",
+            format!(
+                "expected i64 [3, 1, {len}], got {:?} {:?}",
+                t.dtype(),
+                t.dims()
+            ),
+        ));
+    }
+    let streams = t.squeeze(1)?.to_vec2::<i64>()?;
+    Ok(MropePositions {
+        temporal: streams[0].clone(),
+        height: streams[1].clone(),
+        width: streams[2].clone(),
+    })
 }

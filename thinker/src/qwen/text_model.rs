@@ -196,11 +196,23 @@ impl TextModel {
         model_vb: VarBuilder,
         lm_head_vb: VarBuilder,
     ) -> Result<Self, QwenError> {
+        Self::load_with_embedding_width(config, model_vb, lm_head_vb, config.hidden_size)
+    }
+
+    /// Like [`Self::load`] with an embedding table `embedding_width` wide: Qwen's Talker keeps
+    /// its codec embeddings in the Thinker's (wider) space and projects them down itself.
+    pub fn load_with_embedding_width(
+        config: &TextConfig,
+        model_vb: VarBuilder,
+        lm_head_vb: VarBuilder,
+        embedding_width: usize,
+    ) -> Result<Self, QwenError> {
         let weights = |e: candle_core::Error| QwenError::Weights(format!("text model: {e}"));
         let mrope = config.mrope().map_err(QwenError::Unsupported)?;
         let (vocab, h) = (config.vocab_size, config.hidden_size);
         let embed_tokens =
-            candle_nn::embedding(vocab, h, model_vb.pp("embed_tokens")).map_err(weights)?;
+            candle_nn::embedding(vocab, embedding_width, model_vb.pp("embed_tokens"))
+                .map_err(weights)?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| DecoderLayer::load(config, model_vb.pp(format!("layers.{i}"))))
             .collect::<candle_core::Result<Vec<_>>>()
