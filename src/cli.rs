@@ -37,7 +37,7 @@ pub enum Command {
         /// Checkpoint directory: config.json and *.safetensors in the Hugging Face layout.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// `audio-encoder`, `thinker`, `talker`, `dit`, `bigvgan` or `token2wav`.
+        /// `audio-encoder`, `thinker`, `talker`, `generate`, `dit`, `bigvgan` or `token2wav`.
         #[arg(long)]
         component: String,
         #[arg(long)]

@@ -2,6 +2,7 @@
 //! (codec tokens -> 24 kHz audio), loaded from a checkpoint directory in the Hugging Face layout.
 //!
 //! - [`talker_model`]: the Talker LM (Thinker states + codec embeddings -> codec logits).
+//! - [`talker_session`]: the dual-track codec stream of one answer, and greedy `generate`.
 //! - [`speakers`]: the voices of `spk_dict.pt` (text-BOS token, speaker vector, reference mel).
 //! - [`dit_config`]: `token2wav_config.dit_config`, alias keys and the missing defaults.
 //! - [`ecapa`]: the DiT's ECAPA-TDNN speaker encoder.
@@ -21,4 +22,5 @@ pub mod reference_check;
 pub mod sampler;
 pub mod speakers;
 pub mod talker_model;
+pub mod talker_session;
 pub mod token2wav;

@@ -3,6 +3,10 @@
 //!
 //! - `talker`: in `inputs_embeds` f32 `[1, L, embedding_size]` (Thinker space, before
 //!   `thinker_to_talker_proj`) and `position_ids` i64 `[3, 1, L]`; out `logits` f32 `[1, L, vocab]`.
+//! - `generate`: in `input_ids` i64 `[1, L]` (and `input_features` f32 `[128, T]` when the ids
+//!   hold `<|AUDIO|>`); greedy Thinker for up to 8 new tokens, greedy Talker for up to 64 codes
+//!   with the reference's penalty, EOS and suppression, speaker Chelsie; out `text_ids` i64
+//!   `[1, n]` and `codec_ids` i64 `[1, m]` (the codes the reference hands to Token2Wav).
 //! - `dit`: in `x` f32 `[1, N, 80]`, `code` i64 `[1, N/2]`, `cond` f32 `[1, enc_emb_dim]`,
 //!   `ref_mel` f32 `[1, T, 80]`, `t` f32 `[1]`; out `v_cond` and `v_uncond` f32 `[1, N, 80]`.
 //! - `bigvgan`: in `mel` f32 `[1, 80, T]`; out `wav` f32 `[1, S]`.
@@ -19,18 +23,25 @@ use parley_thinker::qwen::reference_check::{read_tensors, write_tensors};
 use parley_thinker::stream::CancelGuard;
 
 use super::sampler::{SampleError, SamplerSettings};
+use super::speakers::{DEFAULT_SPEAKER, Speakers};
 use super::talker_model::TalkerModel;
+use super::talker_session::generate;
 use super::token2wav::Token2Wav;
 use parley_thinker::qwen::MropePositions;
+use parley_thinker::qwen::{Checkpoint, QwenThinker, QwenTokenizer};
 
 pub const TALKER: &str = "talker";
+pub const GENERATE: &str = "generate";
+/// `generate`'s budgets (the contract's).
+const GENERATE_TEXT_TOKENS: usize = 8;
+const GENERATE_CODES: usize = 64;
 pub const DIT: &str = "dit";
 pub const BIGVGAN: &str = "bigvgan";
 pub const TOKEN2WAV: &str = "token2wav";
 
 /// Whether this module runs `component`.
 pub fn handles(component: &str) -> bool {
-    [TALKER, DIT, BIGVGAN, TOKEN2WAV].contains(&component)
+    [TALKER, GENERATE, DIT, BIGVGAN, TOKEN2WAV].contains(&component)
 }
 
 pub fn run(
@@ -50,6 +61,9 @@ pub fn run(
         let positions = positions(&inputs, embeds.dim(1)?)?;
         let logits = talker.forward(&embeds, &positions)?;
         return write_tensors(&HashMap::from([("logits".to_string(), logits)]), output);
+    }
+    if component == GENERATE {
+        return write_tensors(&run_generate(checkpoint_dir, &inputs)?, output);
     }
     let model = Token2Wav::load(checkpoint_dir, &device)?;
     let outputs: HashMap<String, Tensor> = match component {
@@ -186,4 +200,57 @@ fn positions(inputs: &HashMap<String, Tensor>, len: usize) -> Result<MropePositi
         height: streams[1].clone(),
         width: streams[2].clone(),
     })
+}
+
+/// Greedy Thinker + Talker on the checkpoint, as transformers' `generate`.
+fn run_generate(
+    dir: &Path,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<HashMap<String, Tensor>, QwenError> {
+    let device = Device::Cpu;
+    let checkpoint = Checkpoint::open(dir)?;
+    let mut thinker = QwenThinker::load_with_dtype(&checkpoint, &device, DType::F32)?;
+    let mut talker = TalkerModel::load(dir, &device)?;
+    let tokenizer = QwenTokenizer::from_checkpoint_dir(dir, &checkpoint.config)?;
+    let speakers = Speakers::from_torch(&dir.join("spk_dict.pt"))
+        .map_err(|e| QwenError::bad_input("spk_dict.pt", e.to_string()))?;
+    let speaker = speakers
+        .get(DEFAULT_SPEAKER)
+        .map_err(|e| QwenError::bad_input("spk_dict.pt", e.to_string()))?;
+    let ids_tensor = inputs
+        .get("input_ids")
+        .ok_or_else(|| QwenError::bad_input("input_ids", "missing from the inputs file"))?;
+    if ids_tensor.dtype() != DType::I64 || ids_tensor.rank() != 2 || ids_tensor.dim(0)? != 1 {
+        return Err(QwenError::bad_input("input_ids", "expected i64 [1, L]"));
+    }
+    let ids: Vec<u32> = ids_tensor
+        .squeeze(0)?
+        .to_vec1::<i64>()?
+        .into_iter()
+        .map(|id| {
+            u32::try_from(id)
+                .map_err(|_| QwenError::bad_input("input_ids", format!("invalid id {id}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let features = inputs.get("input_features");
+    let special = tokenizer.special();
+    let (text, codes) = generate(
+        &mut thinker,
+        &mut talker,
+        &ids,
+        features,
+        speaker.bos_token,
+        &[special.im_end, special.end_of_text],
+        GENERATE_TEXT_TOKENS,
+        GENERATE_CODES,
+    )?;
+    let as_row = |v: &[u32]| -> Result<Tensor, QwenError> {
+        let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+        let n = v.len();
+        Ok(Tensor::from_vec(v, (1, n), &device)?)
+    };
+    Ok(HashMap::from([
+        ("text_ids".to_string(), as_row(&text)?),
+        ("codec_ids".to_string(), as_row(&codes)?),
+    ]))
 }

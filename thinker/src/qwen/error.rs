@@ -34,8 +34,8 @@ pub enum QwenError {
     #[error("bad input `{name}`: {message}")]
     BadInput { name: String, message: String },
     #[error(
-        "unknown reference-check component `{0}` (known: audio-encoder, thinker, talker, dit, \
-         bigvgan, token2wav)"
+        "unknown reference-check component `{0}` (known: audio-encoder, thinker, talker, \
+         generate, dit, bigvgan, token2wav)"
     )]
     UnknownComponent(String),
     #[error("tokenizer: {0}")]
