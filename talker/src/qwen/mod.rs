@@ -11,6 +11,7 @@
 //! - [`bigvgan`]: the vocoder, mel -> 24 kHz audio.
 //! - [`sampler`]: time grid and RK4 / Euler integration from noise to mel.
 //! - [`token2wav`]: DiT + sampler + BigVGAN from a checkpoint directory.
+//! - [`token2wav_stream`]: Token2Wav in 0.48 s chunks while codes arrive.
 //! - [`reference_check`]: `dit`, `bigvgan`, `token2wav` on safetensors inputs (parity checks).
 
 pub mod bigvgan;
@@ -24,3 +25,4 @@ pub mod speakers;
 pub mod talker_model;
 pub mod talker_session;
 pub mod token2wav;
+pub mod token2wav_stream;
