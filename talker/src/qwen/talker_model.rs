@@ -106,7 +106,11 @@ pub struct TalkerModel {
 impl TalkerModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self, QwenError> {
         let config = TalkerConfig::from_checkpoint_dir(dir)?;
-        let vb = weights(dir, device)?.pp(TALKER_PREFIX);
+        Self::new(config, weights(dir, device)?.pp(TALKER_PREFIX))
+    }
+
+    /// The Talker from weights under `vb` (a checkpoint's `talker.*`).
+    pub fn new(config: TalkerConfig, vb: candle_nn::VarBuilder) -> Result<Self, QwenError> {
         let proj = candle_nn::linear(
             config.embedding_size,
             config.decoder.hidden_size,
@@ -154,5 +158,10 @@ impl TalkerModel {
 
     pub fn clear_cache(&mut self) {
         self.decoder.clear_cache();
+    }
+
+    /// Keeps the first `len` cached positions.
+    pub fn truncate_cache(&mut self, len: usize) -> Result<(), QwenError> {
+        self.decoder.truncate_cache(len)
     }
 }
