@@ -280,3 +280,53 @@ fn session_with_one_answer_kept() -> (QwenSession, (Vec<u32>, usize)) {
     assert!(ids.len() >= 2, "{ids:?}");
     (session, (ids, start))
 }
+
+#[test]
+fn sampled_answers_are_reproducible_per_seed_and_stay_in_the_nucleus() {
+    let run = |seed: u64| {
+        let (thinker, tokenizer) = parts();
+        let config = SessionConfig {
+            system_prompt: SYSTEM.into(),
+            temperature: 1.0,
+            top_p: 0.5,
+            max_tokens: 6,
+            seed,
+        };
+        let mut session = QwenSession::new(thinker, tokenizer, config);
+        session.user_turn("Tell me a joke.").unwrap();
+        let (tokens, _) = answer(&mut session);
+        tokens.iter().map(|t| t.id).collect::<Vec<u32>>()
+    };
+    let first = run(7);
+    assert_eq!(first, run(7), "same seed, same answer");
+    assert!(!first.is_empty());
+
+    // Every sampled token is inside its step's top-p nucleus (full re-prefill distributions).
+    let (mut reference, tokenizer) = parts();
+    let mut ids = tokenizer.encode(&chat(SYSTEM, "Tell me a joke.")).unwrap();
+    for &token in &first {
+        reference.text_model().clear_cache();
+        let logits = reference.prefill(&ids, None).unwrap().logits;
+        let probs: Vec<f32> =
+            candle_nn::ops::softmax_last_dim(&logits.i((0, ids.len() - 1)).unwrap())
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        let mut mass = 0.0;
+        let mut nucleus = Vec::new();
+        for i in order {
+            if mass >= 0.5 {
+                break;
+            }
+            mass += probs[i];
+            nucleus.push(i as u32);
+        }
+        assert!(
+            nucleus.contains(&token),
+            "{token} outside the nucleus {nucleus:?}"
+        );
+        ids.push(token);
+    }
+}
