@@ -4,7 +4,11 @@
 //! codec ids, exactly. And the codec stream fed one Thinker token at a time waits (`Pending`) for
 //! text it does not have yet, then gives the same codes.
 
-use std::collections::HashMap;
+#[path = "../../thinker/tests/support/tensors.rs"]
+mod tensors;
+
+use tensors::load;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -12,11 +16,6 @@ use parley_talker::qwen::reference_check;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen_omni/tiny_full")
-}
-
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn ids(t: &Tensor) -> Vec<i64> {

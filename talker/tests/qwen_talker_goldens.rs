@@ -3,7 +3,11 @@
 //! that differ per stream), through `reference_check::run` as `parley reference-check` runs it;
 //! and step-by-step decoding through the KV cache equal to the one-pass logits.
 
-use std::collections::HashMap;
+#[path = "../../thinker/tests/support/tensors.rs"]
+mod tensors;
+
+use tensors::{load, max_abs_diff};
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -17,25 +21,6 @@ fn dir(config: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../assets/goldens/qwen_talker")
         .join(config)
-}
-
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

@@ -3,6 +3,11 @@
 //! `parley reference-check` runs it: DiT velocities (both CFG halves), BigVGAN audio, and the
 //! whole code -> mel -> audio path with the reference's noise (10 RK4 steps, guidance 0.5).
 
+#[path = "../../thinker/tests/support/tensors.rs"]
+mod tensors;
+
+use tensors::{load, max_abs_diff};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -17,11 +22,6 @@ fn dir(config: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../assets/goldens/qwen_token2wav")
         .join(config)
-}
-
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn run(config: &str, component: &str) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
@@ -40,17 +40,7 @@ fn run(config: &str, component: &str) -> (HashMap<String, Tensor>, HashMap<Strin
 }
 
 fn assert_close(ours: &Tensor, reference: &Tensor, what: &str) {
-    assert_eq!(ours.dims(), reference.dims(), "{what}: shape");
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_diff(ours, reference);
     eprintln!("{what}: max abs diff {diff:.2e}");
     assert!(diff <= TOLERANCE, "{what}: {diff}");
 }

@@ -3,10 +3,14 @@
 //! noise) within 1e-3, the first chunk comes after 36 codes, chunk joins do not click, and the
 //! difference from synthesizing the whole utterance at once is bounded.
 
-use std::collections::HashMap;
+#[path = "../../thinker/tests/support/tensors.rs"]
+mod tensors;
+
+use tensors::load;
+
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use parley_talker::qwen::sampler::SamplerSettings;
 use parley_talker::qwen::token2wav::Token2Wav;
 use parley_talker::qwen::token2wav_stream::Token2WavStream;
@@ -16,11 +20,6 @@ fn dir(config: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../assets/goldens/qwen_token2wav")
         .join(config)
-}
-
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]

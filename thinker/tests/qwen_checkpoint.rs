@@ -2,6 +2,9 @@
 //! without the network, a clear error when the hub cannot be reached, sharded safetensors through
 //! the index file, and the memory report.
 
+#[path = "support/tensors.rs"]
+mod tensors;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -159,16 +162,7 @@ fn bf16_weights_compute_close_to_f32() {
         out.logits
     };
     let (f32_logits, bf16_logits) = (run(DType::F32), run(DType::BF16));
-    let diff = (&f32_logits - &bf16_logits)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = tensors::max_abs_diff(&f32_logits, &bf16_logits);
     let scale = f32_logits
         .abs()
         .unwrap()

@@ -4,6 +4,11 @@
 //!
 //! Tolerance: 1e-4 max abs difference (f32 on both sides).
 
+#[path = "support/tensors.rs"]
+mod tensors;
+
+use tensors::load;
+
 use candle_core::{DType, Device, IndexOp, Tensor};
 use parley_thinker::qwen::{
     AudioEncoderConfig, Checkpoint, QwenError, QwenThinker, reference_check,
@@ -23,11 +28,6 @@ fn checkpoint_dir(config: &str) -> PathBuf {
     goldens().join(config).join("checkpoint")
 }
 
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// A fresh output path per test case (tests run in parallel).
 fn out_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("parley-qwen-goldens-{}", std::process::id()));
@@ -36,18 +36,8 @@ fn out_path(name: &str) -> PathBuf {
 }
 
 fn max_abs_diff(ours: &Tensor, reference: &Tensor, what: &str) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "{what}: shape");
     assert_eq!(ours.dtype(), DType::F32, "{what}: dtype");
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = tensors::max_abs_diff(ours, reference);
     eprintln!("{what}: max abs diff {diff:.3e}");
     diff
 }

@@ -6,9 +6,13 @@
 //! Real-vocabulary logits are too big to commit, so the goldens hold them at a subset of columns
 //! (every special id and a spread of ordinary ids) plus the argmax over all 151936.
 
-use candle_core::{D, DType, Device, Tensor};
+#[path = "support/tensors.rs"]
+mod tensors;
+
+use tensors::{load, max_abs_diff};
+
+use candle_core::{D, DType};
 use parley_thinker::qwen::{Checkpoint, reference_check};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const TOLERANCE: f32 = 1e-4;
@@ -17,29 +21,10 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen/tiny_r")
 }
 
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn out_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("parley-qwen-real-vocab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{name}.safetensors"))
-}
-
-fn max_abs_diff(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims());
-    (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

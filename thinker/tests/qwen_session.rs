@@ -5,6 +5,11 @@
 //! spoken turn streamed in blocks answers like the offline prompt, and cancel / retract /
 //! truncate leave the cache exactly where they should.
 
+#[path = "support/tensors.rs"]
+mod tensors;
+
+use tensors::max_abs_diff;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, IndexOp, Tensor};
@@ -48,19 +53,6 @@ fn answer(session: &mut QwenSession) -> (Vec<ThinkerToken>, StopReason) {
             }
         }
     }
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// The greedy continuation of `ids` by full re-prefills (no cache reuse), with the final

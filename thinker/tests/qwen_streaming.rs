@@ -2,7 +2,11 @@
 //! WhisperFeatureExtractor, block-by-block encoding plus chunked prefill equal to one offline pass,
 //! and the feature normalization's streaming rule bounded against the offline clip maximum.
 
-use std::collections::HashMap;
+#[path = "support/tensors.rs"]
+mod tensors;
+
+use tensors::{load, max_abs_diff};
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Tensor};
@@ -16,28 +20,9 @@ fn goldens() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen")
 }
 
-fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn thinker(config: &str) -> QwenThinker {
     let checkpoint = Checkpoint::open(&goldens().join(config).join("checkpoint")).unwrap();
     QwenThinker::load(&checkpoint, &Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn golden_samples() -> (Vec<f32>, Tensor) {
