@@ -33,6 +33,19 @@ fn golden_samples() -> (Vec<f32>, Tensor) {
     )
 }
 
+/// A clip cut off loud (`qwen_features_golden.py`): the first 0.3 s with a loud 2 kHz ending, so
+/// the reference's maximum lies in a frame past the kept ones. Returns it and its features.
+fn loud_end_clip() -> (Vec<f32>, Tensor) {
+    const LOUD_END: [f32; 8] = [0.0, 0.6, 0.9, 0.6, 0.0, -0.6, -0.9, -0.6];
+    let (samples, _) = golden_samples();
+    let mut clip = samples[..4800].to_vec();
+    for (i, v) in clip[4740..].iter_mut().enumerate() {
+        *v = LOUD_END[i % 8];
+    }
+    let golden = load(&goldens().join("log_mel.safetensors"));
+    (clip, golden["loud_end_features"].clone())
+}
+
 /// Splits `n` into pieces of the given sizes, cycling (the last piece takes the rest).
 fn pieces(n: usize, sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
@@ -56,6 +69,29 @@ fn offline_features_match_the_whisper_feature_extractor() {
     assert_eq!(ours.dims(), reference.dims());
     let diff = max_abs_diff(&ours, &reference);
     eprintln!("features vs WhisperFeatureExtractor: {diff:.2e}");
+    assert!(diff < 1e-4, "{diff}");
+
+    // Cut off loud: the maximum is in a frame the mask drops (0.26 off if it were left out).
+    let (clip, reference) = loud_end_clip();
+    let ours = features::features(&mel, &clip, &Device::Cpu).unwrap();
+    let diff = max_abs_diff(&ours, &reference);
+    eprintln!("loud ending vs WhisperFeatureExtractor: {diff:.2e}");
+    assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn a_clip_cut_off_loud_streams_to_the_offline_embeddings() {
+    // 30 frames, less than one of tiny_b's 50-frame blocks: all of it is encoded at the end, at
+    // the clip's maximum, which lies past the last kept frame.
+    let thinker = thinker("tiny_b");
+    let (clip, reference) = loud_end_clip();
+    let offline = thinker.audio_encoder().forward(&reference).unwrap();
+    let mut stream = StreamingAudioEncoder::new(thinker.shared_audio_encoder());
+    for range in pieces(clip.len(), &[1000, 3]) {
+        assert!(matches!(stream.step(&clip[range]).unwrap(), Step::Pending));
+    }
+    let streamed = stream.finish().unwrap().unwrap();
+    let diff = max_abs_diff(&streamed, &offline);
     assert!(diff < 1e-4, "{diff}");
 }
 
@@ -185,7 +221,7 @@ fn streamed_blocks_and_chunked_prefill_equal_one_offline_pass() {
 
 #[test]
 fn samples_in_any_chunking_give_the_same_embeddings_within_the_rule_bound_of_offline() {
-    // tiny_b encodes 0.5 s blocks, so the 1.6 s clip has three whole blocks before the end.
+    // tiny_b encodes 0.5 s blocks, so the 1.1 s clip has two whole blocks before the end.
     let thinker = thinker("tiny_b");
     let (samples, reference_features) = golden_samples();
     let run = |sizes: &[usize]| -> Tensor {
@@ -196,7 +232,7 @@ fn samples_in_any_chunking_give_the_same_embeddings_within_the_rule_bound_of_off
                 parts.push(e);
             }
         }
-        assert_eq!(stream.blocks_encoded(), 3);
+        assert_eq!(stream.blocks_encoded(), 2);
         parts.extend(stream.finish().unwrap());
         Tensor::cat(&parts, 0).unwrap()
     };
@@ -249,4 +285,91 @@ fn samples_in_any_chunking_give_the_same_embeddings_within_the_rule_bound_of_off
     );
     assert!(exact < 1e-4, "{exact}");
     assert!(head > 0.0 && head < 1.0, "{head}");
+}
+
+/// The streaming rule on features: the blocks encoded while samples arrive are normalized at the
+/// running maximum up to their end, the rest at the clip's. Checks the encoder applies exactly
+/// that, and bounds it against the offline features: values differ only where the offline ones
+/// sit on their floor (more than 80 dB below the clip's loudest frame), the streamed ones lower,
+/// by at most (clip max - running max) / 4.
+#[test]
+fn the_streaming_rule_changes_only_features_far_below_the_peak() {
+    let thinker = thinker("tiny_b");
+    let (samples, reference) = golden_samples();
+    let mut stream = StreamingAudioEncoder::new(thinker.shared_audio_encoder());
+    let mut parts = Vec::new();
+    if let Step::Ready(e) = stream.step(&samples).unwrap() {
+        parts.push(e);
+    }
+    let blocks_while_talking = stream.blocks_encoded();
+    parts.extend(stream.finish().unwrap());
+    let from_samples = Tensor::cat(&parts, 0).unwrap();
+
+    // The rule, written out on the raw frames.
+    let mel = LogMel::new(128, features::SAMPLE_RATE);
+    let frames = features::frames_for(samples.len());
+    let raw = mel.log10_frames(&samples, 0, 0, frames);
+    let column_max = |range: std::ops::Range<usize>| {
+        (0..128)
+            .flat_map(|b| raw[b * frames + range.start..b * frames + range.end].iter())
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let clip_max = column_max(0..frames);
+    let block = thinker.config().audio_config.block_frames();
+    let mut streamed = vec![0f32; 128 * frames];
+    let mut smallest_max = clip_max;
+    for t in 0..frames {
+        let max = if t < blocks_while_talking * block {
+            column_max(0..(t / block + 1) * block)
+        } else {
+            clip_max
+        };
+        smallest_max = smallest_max.min(max);
+        for b in 0..128 {
+            streamed[b * frames + t] = (raw[b * frames + t].max(max - 8.0) + 4.0) / 4.0;
+        }
+    }
+    let streamed = Tensor::from_vec(streamed, (128, frames), &Device::Cpu).unwrap();
+
+    // The encoder applies the rule.
+    let mut by_features = StreamingAudioEncoder::new(thinker.shared_audio_encoder());
+    let mut parts: Vec<Tensor> = by_features
+        .push_features(&streamed)
+        .unwrap()
+        .into_iter()
+        .collect();
+    parts.extend(by_features.finish().unwrap());
+    let diff = max_abs_diff(&Tensor::cat(&parts, 0).unwrap(), &from_samples);
+    assert!(diff < 1e-5, "{diff}");
+
+    // Against the reference's offline features.
+    let offline = reference.to_vec2::<f32>().unwrap();
+    let streamed = streamed.to_vec2::<f32>().unwrap();
+    let floor = (clip_max - 8.0 + 4.0) / 4.0;
+    let bound = (clip_max - smallest_max) / 4.0;
+    let (mut largest, mut changed) = (0f32, 0usize);
+    for (offline_row, streamed_row) in offline.iter().zip(&streamed) {
+        for (&o, &s) in offline_row.iter().zip(streamed_row) {
+            let d = o - s;
+            if d.abs() > 1e-4 {
+                changed += 1;
+                assert!(
+                    (o - floor).abs() < 1e-4,
+                    "offline {o} above the floor {floor}"
+                );
+                assert!(d > 0.0 && d <= bound + 1e-4, "{d} vs bound {bound}");
+            }
+            largest = largest.max(d.abs());
+        }
+    }
+    eprintln!(
+        "{blocks_while_talking} blocks streamed; {changed} of {} values changed, by up to \
+         {largest:.3} (bound {bound:.3}: running max {:.1} dB under the clip's), all on the \
+         offline floor (80 dB under the peak)",
+        128 * frames,
+        10.0 * (clip_max - smallest_max)
+    );
+    assert_eq!(blocks_while_talking, 2);
+    assert!(changed > 0);
 }

@@ -7,7 +7,9 @@
 //! average pooling of post-conv frame pairs: with an odd number of post-conv frames per block (a
 //! config with an odd `n_window`) a block's last frame pairs with the next block's first, so it
 //! is held back until that block arrives (and dropped at the end, like the reference's pooling).
-//! Features follow [`super::features`]'s streaming rule.
+//! Features follow [`super::features`]'s streaming rule: a block completed while the user talks
+//! is normalized at the running maximum up to its end, what [`StreamingAudioEncoder::finish`]
+//! encodes at the clip's maximum.
 
 use std::sync::Arc;
 
@@ -71,6 +73,16 @@ impl StreamingAudioEncoder {
     pub fn finish(&mut self) -> Result<Option<Tensor>, QwenError> {
         if let Some((values, n)) = self.features.finish() {
             self.add_columns(&values, n);
+        }
+        if self.raw {
+            // What is left is normalized at the clip's maximum, as offline: every frame still
+            // held and the past-end frames the reference also counts.
+            self.running_max = self
+                .columns
+                .iter()
+                .flatten()
+                .copied()
+                .fold(self.running_max.max(self.features.past_end_max()), f32::max);
         }
         let mut out = self.encode_whole_blocks()?;
         if !self.columns.is_empty() {
