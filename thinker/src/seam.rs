@@ -14,7 +14,9 @@ pub struct ThinkerToken {
     pub id: u32,
     /// The text this token adds to the answer (may be empty for a partial UTF-8 sequence).
     pub text: String,
-    /// Final-norm hidden state of this position, `[hidden]` (Qwen Thinker only).
+    /// Final-norm hidden state `[hidden]` of the position where this token is the *input* (the
+    /// decoding step that feeds it back), which is what Qwen's Talker pairs with the token
+    /// (transformers' `generate`), not the state that predicted it (Qwen Thinker only).
     pub hidden: Option<Tensor>,
     /// Input embedding of this token, `[hidden]` (Qwen Thinker only).
     pub embedding: Option<Tensor>,

@@ -1,9 +1,10 @@
-//! The Qwen Thinker as a conversation (`QwenSession` behind the `Thinker` seam) on the tiny_a
-//! checkpoint with its small Qwen-style tokenizer (`tools/reference/qwen_tiny_tokenizer.py`):
-//! greedy answers equal the argmax chain of full re-prefills across turns (the KV cache is
-//! right), each token carries its hidden state and embedding as the full pass computes them, a
-//! spoken turn streamed in blocks answers like the offline prompt, and cancel / retract /
-//! truncate leave the cache exactly where they should.
+//! The Qwen Thinker as a conversation (`QwenSession` behind the `Thinker` seam) on the tiny
+//! checkpoints: tiny_a with its small Qwen-style tokenizer (`tools/reference/qwen_tiny_tokenizer.py`)
+//! and tiny_b (bf16 weights, other rope sections) with a word-level tokenizer written here. Greedy
+//! answers equal the argmax chain of full re-prefills across turns (the KV cache is right), each
+//! token carries its hidden state and embedding as the full pass computes them, the session's
+//! prompts are the chat template's, a spoken turn streamed in blocks answers like the offline
+//! prompt, and cancel / retract / truncate leave the cache exactly where they should.
 
 #[path = "support/tensors.rs"]
 mod tensors;
@@ -14,32 +15,123 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, IndexOp, Tensor};
 use parley_thinker::qwen::features;
-use parley_thinker::qwen::{Checkpoint, QwenSession, QwenThinker, QwenTokenizer, SessionConfig};
+use parley_thinker::qwen::{
+    Checkpoint, Message, QwenSession, QwenThinker, QwenTokenizer, SessionConfig, ThinkerConfig,
+};
 use parley_thinker::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
 use parley_thinker::stream::{Cancel, CancelGuard};
 use parley_thinker::whisper::mel::LogMel;
 
 const SYSTEM: &str = "You are a helpful assistant.";
 
+/// A tiny checkpoint and the directory holding its `tokenizer.json`.
+struct Model {
+    checkpoint: PathBuf,
+    tokenizer: PathBuf,
+    _written: Option<tempfile::TempDir>,
+}
+
+fn goldens() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen")
+}
+
+fn tiny_a() -> Model {
+    let dir = goldens().join("tiny_a/checkpoint");
+    Model {
+        checkpoint: dir.clone(),
+        tokenizer: dir,
+        _written: None,
+    }
+}
+
+/// tiny_b (vocabulary 256) with a word-level tokenizer: the special tokens at the ids its
+/// config.json names (the rest after them), words of the test prompts, and filler tokens so
+/// every id the random model may produce decodes to something.
+fn tiny_b() -> Model {
+    let checkpoint = goldens().join("tiny_b/checkpoint");
+    let config = ThinkerConfig::from_checkpoint_dir(&checkpoint).unwrap();
+    let mut special: Vec<(String, u32)> = [
+        ("<|AUDIO|>", config.audio_token_index),
+        ("<|audio_bos|>", config.audio_start_token_id),
+        ("<|audio_eos|>", config.audio_end_token_id),
+        ("<|IMAGE|>", config.image_token_index),
+        ("<|VIDEO|>", config.video_token_index),
+        ("<|vision_bos|>", config.vision_start_token_id),
+        ("<|vision_eos|>", config.vision_end_token_id),
+    ]
+    .into_iter()
+    .map(|(name, id)| (name.to_string(), id))
+    .collect();
+    let next = special.iter().map(|(_, id)| id + 1).max().unwrap();
+    for (k, name) in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .into_iter()
+        .enumerate()
+    {
+        special.push((name.to_string(), next + k as u32));
+    }
+    let words = "[UNK] system user assistant You are a helpful What is the capital of France \
+                 Why ocean salty Tell me joke Thanks . ? , Paris sea";
+    let mut words = words.split_whitespace().map(str::to_string);
+    let mut vocab = serde_json::Map::new();
+    for id in 0..config.text_config.vocab_size as u32 {
+        if special.iter().any(|(_, s)| *s == id) {
+            continue;
+        }
+        let word = words.next().unwrap_or_else(|| format!("w{id}"));
+        vocab.insert(word, id.into());
+    }
+    let added: Vec<serde_json::Value> = special
+        .iter()
+        .map(|(name, id)| {
+            vocab.insert(name.clone(), (*id).into());
+            serde_json::json!({"id": id, "content": name, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let written = tempfile::tempdir().unwrap();
+    std::fs::write(written.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    Model {
+        checkpoint,
+        tokenizer: written.path().to_path_buf(),
+        _written: Some(written),
+    }
+}
+
+impl Model {
+    fn parts(&self) -> (QwenThinker, QwenTokenizer) {
+        let checkpoint = Checkpoint::open(&self.checkpoint).unwrap();
+        let thinker = QwenThinker::load(&checkpoint, &Device::Cpu).unwrap();
+        let tokenizer =
+            QwenTokenizer::from_checkpoint_dir(&self.tokenizer, &checkpoint.config).unwrap();
+        (thinker, tokenizer)
+    }
+
+    fn session(&self, max_tokens: usize) -> QwenSession {
+        let (thinker, tokenizer) = self.parts();
+        let config = SessionConfig {
+            system_prompt: SYSTEM.into(),
+            max_tokens,
+            ..SessionConfig::default()
+        };
+        QwenSession::new(thinker, tokenizer, config)
+    }
+}
+
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen/tiny_a/checkpoint")
+    tiny_a().checkpoint
 }
 
 fn parts() -> (QwenThinker, QwenTokenizer) {
-    let checkpoint = Checkpoint::open(&dir()).unwrap();
-    let thinker = QwenThinker::load(&checkpoint, &Device::Cpu).unwrap();
-    let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir(), &checkpoint.config).unwrap();
-    (thinker, tokenizer)
+    tiny_a().parts()
 }
 
 fn session(max_tokens: usize) -> QwenSession {
-    let (thinker, tokenizer) = parts();
-    let config = SessionConfig {
-        system_prompt: SYSTEM.into(),
-        max_tokens,
-        ..SessionConfig::default()
-    };
-    QwenSession::new(thinker, tokenizer, config)
+    tiny_a().session(max_tokens)
 }
 
 fn answer(session: &mut QwenSession) -> (Vec<ThinkerToken>, StopReason) {
@@ -58,12 +150,13 @@ fn answer(session: &mut QwenSession) -> (Vec<ThinkerToken>, StopReason) {
 /// The greedy continuation of `ids` by full re-prefills (no cache reuse), with the final
 /// hidden states of the whole sequence.
 fn reference_answer(
+    model: &Model,
     ids: &[u32],
     features: Option<&Tensor>,
     max_tokens: usize,
     tokenizer: &QwenTokenizer,
 ) -> (Vec<u32>, Tensor) {
-    let (mut thinker, _) = parts();
+    let (mut thinker, _) = model.parts();
     let mut ids = ids.to_vec();
     let mut answer = Vec::new();
     loop {
@@ -96,22 +189,41 @@ fn chat(system: &str, user: &str) -> String {
 
 #[test]
 fn answers_across_turns_equal_full_reprefills_and_carry_hidden_states() {
-    let mut session = session(6);
+    answers_across_turns_equal_full_reprefills(&tiny_a());
+}
+
+#[test]
+fn tiny_b_answers_across_turns_equal_full_reprefills_and_carry_hidden_states() {
+    answers_across_turns_equal_full_reprefills(&tiny_b());
+}
+
+fn answers_across_turns_equal_full_reprefills(model: &Model) {
+    let mut session = model.session(6);
     let tokenizer = session.tokenizer().clone();
     session.user_turn("What is the capital of France?").unwrap();
     let prompt = tokenizer
         .encode(&chat(SYSTEM, "What is the capital of France?"))
         .unwrap();
+    // The chat template writes the same ChatML.
+    let rendered = tokenizer.chat_template().render_ids(
+        &tokenizer,
+        &[
+            Message::system(SYSTEM),
+            Message::user("What is the capital of France?"),
+        ],
+        true,
+    );
+    assert_eq!(rendered.unwrap(), prompt);
     assert_eq!(session.cache_len(), prompt.len());
     let (tokens, _) = answer(&mut session);
     let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-    let (expected, hidden) = reference_answer(&prompt, None, 6, &tokenizer);
+    let (expected, hidden) = reference_answer(model, &prompt, None, 6, &tokenizer);
     assert_eq!(ids, expected);
     assert!(!ids.is_empty());
 
     // Token k carries the hidden state of the position where it is the input, and its
     // embedding.
-    let (mut embedder, _) = parts();
+    let (mut embedder, _) = model.parts();
     for (k, token) in tokens.iter().enumerate() {
         let position = prompt.len() + k;
         let want = hidden.i((0, position)).unwrap();
@@ -141,7 +253,7 @@ fn answers_across_turns_equal_full_reprefills_and_carry_hidden_states() {
     assert_eq!(session.cache_len(), conversation.len());
     let (second, _) = answer(&mut session);
     let second: Vec<u32> = second.iter().map(|t| t.id).collect();
-    let (expected, _) = reference_answer(&conversation, None, 6, &tokenizer);
+    let (expected, _) = reference_answer(model, &conversation, None, 6, &tokenizer);
     assert_eq!(second, expected);
 
     // The Talker's context covers every cached position.
@@ -195,7 +307,14 @@ fn a_spoken_turn_streamed_in_blocks_answers_like_the_offline_prompt() {
             .encode("<|audio_eos|><|im_end|>\n<|im_start|>assistant\n")
             .unwrap(),
     );
-    let (expected, _) = reference_answer(&prompt, Some(&features), 5, &tokenizer);
+    // The chat template's rendering of a spoken turn, the clip's <|AUDIO|> expanded.
+    let rendered = tokenizer.chat_template().render_ids(
+        &tokenizer,
+        &[Message::system(SYSTEM), Message::user_audio(n_audio)],
+        true,
+    );
+    assert_eq!(rendered.unwrap(), prompt);
+    let (expected, _) = reference_answer(&tiny_a(), &prompt, Some(&features), 5, &tokenizer);
     assert_eq!(ids, expected);
     // Audio positions give the Talker no input embedding (zeroed, like the reference).
     let (_, embeds) = session.talker_context().unwrap();
@@ -256,6 +375,27 @@ fn cancel_retract_and_truncate_leave_the_cache_where_they_should() {
         .encode("<|im_end|>\n<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n")
         .unwrap();
     assert_eq!(session.cache_len(), start + heard_ids.len() + rest.len());
+}
+
+#[test]
+fn a_text_turn_during_a_spoken_turn_is_refused_and_the_spoken_turn_can_be_retracted() {
+    let mut session = session_with_one_answer();
+    let before = session.cache_len();
+    session.begin_audio_turn().unwrap();
+    let opened = session.cache_len();
+    assert!(opened > before);
+    let err = session.user_turn("Thanks").unwrap_err();
+    assert!(err.to_string().contains("end_audio_turn"), "{err}");
+    assert_eq!(
+        session.cache_len(),
+        opened,
+        "the refused turn prefilled nothing"
+    );
+    session.retract_turn().unwrap();
+    assert_eq!(session.cache_len(), before);
+    // The conversation goes on from the first answer.
+    session.user_turn("Thanks").unwrap();
+    assert!(session.cache_len() > before);
 }
 
 fn session_with_one_answer() -> QwenSession {

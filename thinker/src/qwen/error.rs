@@ -40,6 +40,9 @@ pub enum QwenError {
     UnknownComponent(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The chat template failed to render, or rewrote turns already in the KV cache.
+    #[error("chat template: {0}")]
+    Template(String),
     /// An answer was asked for (next token, truncation) before a user turn.
     #[error("no answer in progress: send a user turn first")]
     NoAnswer,

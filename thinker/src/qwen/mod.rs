@@ -12,6 +12,7 @@
 //! - [`text_model`]: the Qwen2.5 decoder with its KV cache.
 //! - [`thinker`]: [`QwenThinker`], the two put together (prompt embeddings with audio, prefill).
 //! - [`tokenizer`]: `tokenizer.json`, special ids by name, streaming text pieces.
+//! - [`prompt`]: the chat template (ChatML with audio turns) and the speech system prompt.
 //! - [`session`]: [`QwenSession`], a conversation in the KV cache behind the `Thinker` seam.
 //! - [`reference_check`]: one component on tensors from a safetensors file, for parity checks
 //!   against transformers (`tools/reference/qwen_omni_goldens.py`).
@@ -28,6 +29,7 @@ pub mod error;
 pub mod features;
 pub mod hub;
 pub mod mrope;
+pub mod prompt;
 pub mod reference_check;
 pub mod session;
 pub mod text_model;
@@ -38,6 +40,7 @@ pub use checkpoint::Checkpoint;
 pub use config::{AudioEncoderConfig, TextConfig, ThinkerConfig};
 pub use error::QwenError;
 pub use mrope::MropePositions;
-pub use session::{QwenSession, SPEECH_SYSTEM_PROMPT, SessionConfig};
+pub use prompt::{Message, QwenChatTemplate, SPEECH_SYSTEM_PROMPT};
+pub use session::{QwenSession, SessionConfig};
 pub use thinker::{QwenThinker, ThinkerOutput};
 pub use tokenizer::QwenTokenizer;

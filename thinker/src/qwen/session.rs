@@ -1,36 +1,36 @@
 //! [`QwenSession`]: one conversation with the Qwen2.5-Omni Thinker, kept in its KV cache across
 //! turns, implementing the [`Thinker`] seam for the engine.
 //!
-//! The conversation is ChatML as Qwen's chat template writes it:
-//! `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n`
-//! `<|im_start|>assistant\n{answer}<|im_end|>\n...`, where a spoken user turn's content is
-//! `<|audio_bos|>` + its audio embeddings + `<|audio_eos|>`. Only the text after what the cache
-//! holds is ever prefilled; a spoken turn is prefilled block by block while the user talks
-//! ([`QwenSession::begin_audio_turn`], [`QwenSession::push_audio`]).
+//! How a turn reaches the model (as the GGUF Thinker does it): the whole conversation with the
+//! new user message is rendered through the checkpoint's chat template ([`super::prompt`]), and
+//! only the text after what the cache already holds is tokenized and prefilled; earlier turns are
+//! never prefilled again. The cache holds the previous answer's tokens exactly as generated, and
+//! the template's end of that answer (`<|im_end|>\n`, never fed) begins the next suffix. A spoken
+//! user turn is `<|audio_bos|>` + its audio embeddings + `<|audio_eos|>`: the text up to the
+//! clip is prefilled when the turn begins, the audio block by block while the user talks
+//! ([`QwenSession::begin_audio_turn`], [`QwenSession::push_audio`]), the rest when it ends.
 //!
 //! Each generated token is handed out once it has been fed back through the model, so its event
-//! carries what the Talker needs (../shared/docs/qwen2_5_omni.md §4.3): the final-norm hidden
-//! state of the position where the token is the *input*, and its input embedding. The answer's
-//! last token (`<|im_end|>`) is never fed: it ends the answer, and the next turn's prefill begins
-//! with it. The hidden states and embeddings of every cached position are kept too
-//! ([`QwenSession::talker_context`]): the Talker's prompt is the whole conversation.
+//! carries what the Talker needs (../shared/docs/qwen2_5_omni.md §4.3; transformers'
+//! `Qwen2_5OmniForConditionalGeneration.generate` pairs generated token k with the hidden state
+//! of the decoding step whose input it is): the final-norm hidden state of the position where the
+//! token is the *input*, and its input embedding. The answer's last token (`<|im_end|>`) is never
+//! fed: it ends the answer, and the next turn's prefill begins with it. The hidden states and
+//! embeddings of every cached position are kept too ([`QwenSession::talker_context`]): the
+//! Talker's prompt is the whole conversation.
 
 use candle_core::{DType, Tensor};
 
 use super::QwenError;
 use super::audio_stream::StreamingAudioEncoder;
 use super::mrope::MropePositions;
+use super::prompt::{AUDIO_PLACEHOLDER, SPEECH_SYSTEM_PROMPT};
 use super::thinker::QwenThinker;
-use super::tokenizer::{QwenTokenizer, TextStream};
+use super::tokenizer::{AUDIO, QwenTokenizer, TextStream};
+use crate::llm::ChatMessage;
 use crate::llm::sampling::Sampler;
 use crate::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
 use crate::stream::{CancelGuard, Step, StreamingModule};
-
-/// The system prompt the published models need to answer in speech (Qwen's README; with another
-/// one "audio output may not work as expected").
-pub const SPEECH_SYSTEM_PROMPT: &str = "You are Qwen, a virtual human developed by the Qwen Team, \
-     Alibaba Group, capable of perceiving auditory and visual inputs, as well as generating text \
-     and speech.";
 
 /// Settings of one conversation.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +101,8 @@ struct Answer {
     ids: Vec<u32>,
     /// Logits for the next token.
     logits: Option<Tensor>,
+    /// What the user heard of the answer after a barge-in: the answer in the history from then.
+    heard: Option<String>,
     /// Tokens of heard text after a barge-in still to prefill with the next turn.
     carried: Vec<u32>,
     budget: usize,
@@ -113,7 +115,30 @@ struct Answer {
 struct TurnCheckpoint {
     cache_len: usize,
     answer: Option<Answer>,
-    started: bool,
+    history: Vec<ChatMessage>,
+    cached_text: String,
+}
+
+/// A user turn rendered against the conversation so far.
+struct TurnPlan {
+    /// The conversation with the last answer and the new user message.
+    history: Vec<ChatMessage>,
+    /// `history` through the chat template, up to the assistant prompt.
+    rendered: String,
+    /// Heard tokens of the last answer not in the cache yet.
+    carried: Vec<u32>,
+    /// The part of `rendered` after what the cache holds.
+    suffix: String,
+}
+
+/// A spoken user turn in progress.
+#[derive(Debug)]
+struct AudioTurn {
+    encoder: StreamingAudioEncoder,
+    /// The rendered text after the clip's `<|AUDIO|>`, prefilled when the turn ends.
+    rest: String,
+    /// The whole rendered conversation once the turn has ended.
+    rendered: String,
 }
 
 /// One conversation with the Qwen Thinker.
@@ -123,23 +148,29 @@ pub struct QwenSession {
     tokenizer: QwenTokenizer,
     config: SessionConfig,
     sampler: Sampler,
-    /// The system prompt is in the cache.
-    started: bool,
+    /// The messages whose rendering is in the cache (without the answer in progress); empty
+    /// before the first turn.
+    history: Vec<ChatMessage>,
+    /// `history` as rendered (up to the last assistant prompt): the cache holds its tokens,
+    /// then the answer's.
+    cached_text: String,
     context: Context,
     answer: Option<Answer>,
     before_turn: Option<TurnCheckpoint>,
     /// The spoken turn being prefilled.
-    audio: Option<StreamingAudioEncoder>,
+    audio: Option<AudioTurn>,
 }
 
 impl QwenSession {
+    /// A conversation rendered with the tokenizer's chat template (the checkpoint's).
     pub fn new(thinker: QwenThinker, tokenizer: QwenTokenizer, config: SessionConfig) -> Self {
         Self {
             sampler: config.sampler(),
             thinker,
             tokenizer,
             config,
-            started: false,
+            history: Vec::new(),
+            cached_text: String::new(),
             context: Context::default(),
             answer: None,
             before_turn: None,
@@ -187,12 +218,6 @@ impl QwenSession {
         self.thinker.config().text_config.max_position_embeddings
     }
 
-    /// Prefills text (chat markup included) after the cache; returns the last logits.
-    fn prefill_text(&mut self, text: &str) -> Result<Tensor, QwenError> {
-        let ids = self.tokenizer.encode(text)?;
-        self.prefill_ids(&ids)
-    }
-
     fn prefill_ids(&mut self, ids: &[u32]) -> Result<Tensor, QwenError> {
         let needed = self.cache_len() + ids.len() + 1;
         if needed > self.limit() {
@@ -209,41 +234,67 @@ impl QwenSession {
         last_position(&out.logits)
     }
 
-    /// The markup that opens a user turn: the system prompt first, else the end of the last
-    /// answer (its `<|im_end|>` was never fed) after any heard text still to prefill.
-    fn open_user_turn(&mut self) -> Result<String, QwenError> {
-        let mut text = String::new();
-        if !self.started {
-            text.push_str(&format!(
-                "<|im_start|>system\n{}<|im_end|>\n",
-                self.config.system_prompt
+    /// Renders the conversation with the last answer (as generated, or as heard after a
+    /// barge-in) and `user` appended, and finds what the cache lacks.
+    fn plan_turn(&self, user: ChatMessage) -> Result<TurnPlan, QwenError> {
+        if self.audio.is_some() {
+            return Err(QwenError::bad_input(
+                "turn",
+                "a spoken turn is in progress: end it with end_audio_turn first",
             ));
-        } else if let Some(answer) = &self.answer {
-            if !answer.carried.is_empty() {
-                let carried = answer.carried.clone();
-                self.prefill_ids(&carried)?;
-            }
-            text.push_str("<|im_end|>\n");
         }
-        text.push_str("<|im_start|>user\n");
-        Ok(text)
+        let mut history = self.history.clone();
+        let mut cached = self.cached_text.clone();
+        let mut carried = Vec::new();
+        if history.is_empty() {
+            history.push(ChatMessage::system(&self.config.system_prompt));
+        }
+        if let Some(answer) = &self.answer {
+            let content = match &answer.heard {
+                Some(heard) => heard.clone(),
+                None => self.tokenizer.decode(&answer.ids)?,
+            };
+            cached.push_str(&content);
+            history.push(ChatMessage::assistant(content));
+            carried = answer.carried.clone();
+        }
+        history.push(user);
+        let rendered = self.tokenizer.chat_template().render_chat(&history, true)?;
+        let suffix = rendered
+            .strip_prefix(cached.as_str())
+            .ok_or_else(|| {
+                QwenError::Template(
+                    "the template rewrites turns already in the KV cache; this session can only \
+                     append to the conversation"
+                        .into(),
+                )
+            })?
+            .to_string();
+        Ok(TurnPlan {
+            history,
+            rendered,
+            carried,
+            suffix,
+        })
     }
 
     fn checkpoint(&self) -> TurnCheckpoint {
         TurnCheckpoint {
             cache_len: self.cache_len(),
             answer: self.answer.clone(),
-            started: self.started,
+            history: self.history.clone(),
+            cached_text: self.cached_text.clone(),
         }
     }
 
-    /// Opens the answer after a prefill that ended with `<|im_start|>assistant\n`.
+    /// Opens the answer after a prefill that ended with the assistant prompt.
     fn start_answer(&mut self, logits: Tensor) {
         let start = self.cache_len();
         self.answer = Some(Answer {
             start,
             ids: Vec::new(),
             logits: Some(logits),
+            heard: None,
             carried: Vec::new(),
             budget: self
                 .config
@@ -254,44 +305,71 @@ impl QwenSession {
         });
     }
 
-    /// Starts a spoken user turn: prefills up to `<|audio_bos|>`; the speech follows with
-    /// [`Self::push_audio`] and [`Self::end_audio_turn`].
+    /// Starts a spoken user turn: prefills the conversation up to its `<|audio_bos|>`; the
+    /// speech follows with [`Self::push_audio`] and [`Self::end_audio_turn`].
     pub fn begin_audio_turn(&mut self) -> Result<(), QwenError> {
-        self.before_turn = Some(self.checkpoint());
-        let mut text = self.open_user_turn()?;
-        text.push_str(super::tokenizer::AUDIO_BOS);
-        self.prefill_text(&text)?;
-        self.started = true;
+        let checkpoint = self.checkpoint();
+        let plan = self.plan_turn(ChatMessage::user(AUDIO_PLACEHOLDER))?;
+        // The new turn is the last thing the template printed, so its `<|AUDIO|>` is the last.
+        let at = plan.suffix.rfind(AUDIO).ok_or_else(|| {
+            QwenError::Template(format!(
+                "the template printed no {AUDIO} for the spoken turn"
+            ))
+        })?;
+        let mut ids = plan.carried;
+        ids.extend(self.tokenizer.encode(&plan.suffix[..at])?);
+        if let Err(e) = self.prefill_ids(&ids) {
+            self.restore(checkpoint)?;
+            return Err(e);
+        }
+        self.history = plan.history;
         self.answer = None;
-        self.audio = Some(StreamingAudioEncoder::new(
-            self.thinker.shared_audio_encoder(),
-        ));
+        self.audio = Some(AudioTurn {
+            encoder: StreamingAudioEncoder::new(self.thinker.shared_audio_encoder()),
+            rest: plan.suffix[at + AUDIO.len()..].to_string(),
+            rendered: plan.rendered,
+        });
+        self.before_turn = Some(checkpoint);
         Ok(())
     }
 
     /// Adds 16 kHz speech to the spoken turn; each completed block is encoded and prefilled
     /// now. Returns how many audio positions were prefilled.
     pub fn push_audio(&mut self, samples: &[f32]) -> Result<usize, QwenError> {
-        let encoder = self.audio.as_mut().ok_or(QwenError::NoAnswer)?;
-        match encoder.step(samples)? {
+        let turn = self.audio.as_mut().ok_or(QwenError::NoAnswer)?;
+        match turn.encoder.step(samples)? {
             Step::Ready(embeddings) => self.prefill_audio(&embeddings),
             Step::Pending | Step::Done => Ok(0),
         }
     }
 
-    /// Ends the spoken turn: the last partial block, `<|audio_eos|>` and the assistant prompt.
-    /// The answer then streams from `next_event`.
+    /// Ends the spoken turn: the last partial block, then the rest of the rendered turn
+    /// (`<|audio_eos|>` and the assistant prompt). The answer then streams from `next_event`.
+    /// On error the session is back where it was before the turn.
     pub fn end_audio_turn(&mut self) -> Result<(), QwenError> {
-        let mut encoder = self.audio.take().ok_or(QwenError::NoAnswer)?;
-        if let Some(embeddings) = encoder.finish()? {
+        let mut turn = self.audio.take().ok_or(QwenError::NoAnswer)?;
+        match self.prefill_end_of_audio_turn(&mut turn) {
+            Ok(logits) => {
+                self.cached_text = turn.rendered;
+                self.start_answer(logits);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(checkpoint) = self.before_turn.take() {
+                    self.restore(checkpoint)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The last partial block and the text after the clip; the logits of the last position.
+    fn prefill_end_of_audio_turn(&mut self, turn: &mut AudioTurn) -> Result<Tensor, QwenError> {
+        if let Some(embeddings) = turn.encoder.finish()? {
             self.prefill_audio(&embeddings)?;
         }
-        let logits = self.prefill_text(&format!(
-            "{}<|im_end|>\n<|im_start|>assistant\n",
-            super::tokenizer::AUDIO_EOS
-        ))?;
-        self.start_answer(logits);
-        Ok(())
+        let ids = self.tokenizer.encode(&turn.rest)?;
+        self.prefill_ids(&ids)
     }
 
     fn prefill_audio(&mut self, embeddings: &Tensor) -> Result<usize, QwenError> {
@@ -313,6 +391,18 @@ impl QwenSession {
         self.context.push(out.hidden_states.squeeze(0)?, zeros)?;
         Ok(n)
     }
+
+    fn restore(&mut self, checkpoint: TurnCheckpoint) -> Result<(), QwenError> {
+        self.thinker
+            .text_model()
+            .truncate_cache(checkpoint.cache_len)?;
+        self.context.truncate(checkpoint.cache_len)?;
+        self.answer = checkpoint.answer;
+        self.history = checkpoint.history;
+        self.cached_text = checkpoint.cached_text;
+        self.audio = None;
+        Ok(())
+    }
 }
 
 /// `[1, len, vocab]` -> the last position's `[vocab]`.
@@ -330,17 +420,18 @@ impl Thinker for QwenSession {
 
     fn user_turn(&mut self, text: &str) -> Result<(), QwenError> {
         let checkpoint = self.checkpoint();
-        let mut markup = self.open_user_turn()?;
-        markup.push_str(text);
-        markup.push_str("<|im_end|>\n<|im_start|>assistant\n");
-        let logits = match self.prefill_text(&markup) {
+        let plan = self.plan_turn(ChatMessage::user(text))?;
+        let mut ids = plan.carried;
+        ids.extend(self.tokenizer.encode(&plan.suffix)?);
+        let logits = match self.prefill_ids(&ids) {
             Ok(logits) => logits,
             Err(e) => {
-                self.restore(checkpoint.clone())?;
+                self.restore(checkpoint)?;
                 return Err(e);
             }
         };
-        self.started = true;
+        self.history = plan.history;
+        self.cached_text = plan.rendered;
         self.start_answer(logits);
         self.before_turn = Some(checkpoint);
         Ok(())
@@ -399,6 +490,7 @@ impl Thinker for QwenSession {
         let len = answer.start + keep;
         answer.ids.truncate(keep);
         answer.carried = heard[keep..].to_vec();
+        answer.heard = Some(heard_text.to_string());
         answer.logits = None;
         answer.finished.get_or_insert(StopReason::Cancelled);
         self.thinker.text_model().truncate_cache(len)?;
@@ -414,23 +506,11 @@ impl Thinker for QwenSession {
     fn reset(&mut self) {
         self.thinker.text_model().clear_cache();
         self.context = Context::default();
-        self.started = false;
+        self.history.clear();
+        self.cached_text.clear();
         self.answer = None;
         self.before_turn = None;
         self.audio = None;
         self.sampler = self.config.sampler();
-    }
-}
-
-impl QwenSession {
-    fn restore(&mut self, checkpoint: TurnCheckpoint) -> Result<(), QwenError> {
-        self.thinker
-            .text_model()
-            .truncate_cache(checkpoint.cache_len)?;
-        self.context.truncate(checkpoint.cache_len)?;
-        self.answer = checkpoint.answer;
-        self.started = checkpoint.started;
-        self.audio = None;
-        Ok(())
     }
 }

@@ -1,13 +1,15 @@
 //! The Qwen tokenizer from a checkpoint's `tokenizer.json` (byte-level BPE with the added special
 //! tokens), with the ids the Thinker needs found by their names, never by number, and checked
-//! against `config.json`.
+//! against `config.json`; and, as in Hugging Face's tokenizers, the checkpoint's chat template.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokenizers::Tokenizer;
 
 use super::QwenError;
 use super::config::ThinkerConfig;
+use super::prompt::QwenChatTemplate;
 
 /// ChatML and multimodal markers, by the names the published tokenizer gives them.
 pub const IM_START: &str = "<|im_start|>";
@@ -33,11 +35,12 @@ pub struct SpecialIds {
 pub struct QwenTokenizer {
     inner: Tokenizer,
     special: SpecialIds,
+    chat_template: Arc<QwenChatTemplate>,
 }
 
 impl QwenTokenizer {
-    /// Reads `tokenizer.json` of a checkpoint directory; its audio ids must be the ones
-    /// `config.json` names.
+    /// Reads `tokenizer.json` of a checkpoint directory (its audio ids must be the ones
+    /// `config.json` names) and the directory's chat template.
     pub fn from_checkpoint_dir(dir: &Path, config: &ThinkerConfig) -> Result<Self, QwenError> {
         let path = dir.join("tokenizer.json");
         if !path.is_file() {
@@ -75,7 +78,16 @@ impl QwenTokenizer {
                 });
             }
         }
-        Ok(Self { inner, special })
+        Ok(Self {
+            inner,
+            special,
+            chat_template: Arc::new(QwenChatTemplate::from_checkpoint_dir(dir)?),
+        })
+    }
+
+    /// The checkpoint's chat template (Qwen2.5-Omni's built-in one when it ships none).
+    pub fn chat_template(&self) -> &QwenChatTemplate {
+        &self.chat_template
     }
 
     pub fn special(&self) -> &SpecialIds {
