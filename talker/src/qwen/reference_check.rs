@@ -19,7 +19,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use parley_thinker::qwen::QwenError;
-use parley_thinker::qwen::reference_check::{read_tensors, write_tensors};
+use parley_thinker::qwen::reference_check::{input_ids, read_tensors, write_tensors};
 use parley_thinker::stream::CancelGuard;
 
 use super::sampler::{SampleError, SamplerSettings};
@@ -217,21 +217,7 @@ fn run_generate(
     let speaker = speakers
         .get(DEFAULT_SPEAKER)
         .map_err(|e| QwenError::bad_input("spk_dict.pt", e.to_string()))?;
-    let ids_tensor = inputs
-        .get("input_ids")
-        .ok_or_else(|| QwenError::bad_input("input_ids", "missing from the inputs file"))?;
-    if ids_tensor.dtype() != DType::I64 || ids_tensor.rank() != 2 || ids_tensor.dim(0)? != 1 {
-        return Err(QwenError::bad_input("input_ids", "expected i64 [1, L]"));
-    }
-    let ids: Vec<u32> = ids_tensor
-        .squeeze(0)?
-        .to_vec1::<i64>()?
-        .into_iter()
-        .map(|id| {
-            u32::try_from(id)
-                .map_err(|_| QwenError::bad_input("input_ids", format!("invalid id {id}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let ids = input_ids(inputs)?;
     let features = inputs.get("input_features");
     let special = tokenizer.special();
     let (text, codes) = generate(

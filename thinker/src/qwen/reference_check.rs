@@ -107,8 +107,8 @@ fn features(inputs: &HashMap<String, Tensor>) -> Result<Option<Tensor>, QwenErro
     Ok(Some(t.clone()))
 }
 
-/// `input_ids`, i64 `[1, L]` with L >= 1 and no negative id.
-fn input_ids(inputs: &HashMap<String, Tensor>) -> Result<Vec<u32>, QwenError> {
+/// `input_ids`, i64 `[1, L]` with L >= 1 and no negative id, as u32.
+pub fn input_ids(inputs: &HashMap<String, Tensor>) -> Result<Vec<u32>, QwenError> {
     let t = inputs
         .get("input_ids")
         .ok_or_else(|| missing("input_ids"))?;
