@@ -122,7 +122,7 @@ async fn connect(url: &str) -> (Mic, Events) {
 async fn a_spoken_question_gets_a_spoken_answer_that_says_its_text() {
     let server = start_server().await;
     let (mic, mut events) = connect(&server.url).await;
-    mic.say(wav_24k("q_capital_france.wav")).await;
+    mic.say(wav_24k("q_weather_today.wav")).await;
 
     let (_, transcript) = events
         .wait_for(
@@ -133,7 +133,11 @@ async fn a_spoken_question_gets_a_spoken_answer_that_says_its_text() {
     let ServerEvent::InputAudioTranscriptionCompleted(t) = transcript else {
         unreachable!()
     };
-    let question = words("What is the capital of France?");
+    // Whisper tiny.en hears this utterance exactly however the stream falls on the VAD's 32 ms
+    // windows (all 8 phases checked). Not every committed utterance is that robust: where the
+    // endpointer cuts "What is the capital of France?" (flite kal16) changes what tiny.en hears
+    // in 4 of 16 lead-ins ("What is the carpet or France?").
+    let question = words("What is the weather like today?");
     assert!(
         wer(&question, &words(&t.transcript)) <= 0.15,
         "heard {:?}",
@@ -377,7 +381,7 @@ async fn two_concurrent_sessions_stay_apart() {
     let server = start_server().await;
     let (mic_a, mut events_a) = connect(&server.url).await;
     let (mic_b, mut events_b) = connect(&server.url).await;
-    mic_a.say(wav_24k("q_capital_france.wav")).await;
+    mic_a.say(wav_24k("q_ocean_salty.wav")).await;
     mic_b.say(wav_24k("q_spider_legs.wav")).await;
     let (a, b) = tokio::join!(
         events_a.wait_for("response.done", Duration::from_secs(60)),
@@ -388,7 +392,7 @@ async fn two_concurrent_sessions_stay_apart() {
         answer_text(&events_b.seen, &response_id(&b.1)),
     );
     eprintln!("A: {text_a:?}\nB: {text_b:?}");
-    assert!(text_a.contains("Paris"), "{text_a:?}");
+    assert!(text_a.to_lowercase().contains("salt"), "{text_a:?}");
     assert!(
         text_b.contains("eight") || text_b.contains('8'),
         "{text_b:?}"
@@ -408,11 +412,11 @@ async fn two_concurrent_sessions_stay_apart() {
         transcript(&events_b).unwrap(),
     );
     assert!(
-        heard_a.contains("France") && !heard_a.contains("spider"),
+        heard_a.contains("ocean") && !heard_a.contains("spider"),
         "{heard_a:?}"
     );
     assert!(
-        heard_b.contains("spider") && !heard_b.contains("France"),
+        heard_b.contains("spider") && !heard_b.contains("ocean"),
         "{heard_b:?}"
     );
     // Each heard only its own answer's audio: what Whisper hears matches its own text.
@@ -569,10 +573,10 @@ async fn a_pause_inside_the_turn_discards_the_speculative_answer() {
     let server = start_server().await;
     let (mic, mut events) = connect(&server.url).await;
     // "Please turn on the kitchen lights." - 0.4 s pause (shorter than the 500 ms endpoint, long
-    // enough for the speculative answer to start) - "What is the capital of France?"
+    // enough for the speculative answer to start) - "What is the weather like today?"
     let rate = WIRE_PCM_RATE as usize;
     let first = wav_24k("s_kitchen_lights.wav");
-    let second = wav_24k("q_capital_france.wav");
+    let second = wav_24k("q_weather_today.wav");
     let mut utterance = first[..(1.90 * rate as f64) as usize].to_vec();
     utterance.extend(vec![0.0; rate * 3 / 10]);
     utterance.extend_from_slice(&second[(0.20 * rate as f64) as usize..]);
