@@ -7,12 +7,19 @@
 pub mod hibari;
 pub mod qwen;
 
-use parley_thinker::seam::ThinkerToken;
+use parley_thinker::seam::{AnswerContext, ThinkerToken};
 use parley_thinker::stream::{CancelGuard, Step};
 
 /// A streaming speech generator for one answer at a time.
 pub trait Talker: Send {
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A new answer begins (after `reset`), with what the Thinker's `answer_context` returned.
+    /// Talkers that speak from text alone ignore it.
+    fn start_answer(&mut self, context: Option<AnswerContext>) -> Result<(), Self::Error> {
+        let _ = context;
+        Ok(())
+    }
 
     /// Feeds the next Thinker token of the current answer.
     fn push_token(&mut self, token: &ThinkerToken) -> Result<(), Self::Error>;

@@ -22,6 +22,18 @@ pub struct ThinkerToken {
     pub embedding: Option<Tensor>,
 }
 
+/// What an answer is conditioned on, for a Talker that speaks from the Thinker's states rather
+/// than from text alone (Qwen's Talker prefills the whole conversation before its first code).
+#[derive(Debug, Clone)]
+pub struct AnswerContext {
+    /// Token id of every position before the answer (the audio placeholder id at audio
+    /// positions), for the Talker's rotary positions.
+    pub ids: Vec<u32>,
+    /// `[ids.len(), hidden]`: final-norm hidden state + input embedding of each position (the
+    /// embedding zero at audio positions).
+    pub states: Tensor,
+}
+
 /// Why an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -46,6 +58,12 @@ pub trait Thinker: Send {
 
     /// Appends the user's turn and prepares an answer. Earlier turns are never prefilled again.
     fn user_turn(&mut self, text: &str) -> Result<(), Self::Error>;
+
+    /// The context of the answer the last `user_turn` prepared, for Talkers that need more than
+    /// the answer's tokens. `None` for Thinkers that only hand out text.
+    fn answer_context(&self) -> Result<Option<AnswerContext>, Self::Error> {
+        Ok(None)
+    }
 
     /// Produces the next event of the answer. Checks `cancel` before every token.
     fn next_event(&mut self, cancel: &CancelGuard) -> Result<ThinkerEvent, Self::Error>;

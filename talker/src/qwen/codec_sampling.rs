@@ -77,6 +77,29 @@ impl CodecSampler {
         }
     }
 
+    /// Never chooses `ids` from now on.
+    pub fn suppress(&mut self, ids: impl IntoIterator<Item = u32>) {
+        self.suppressed.extend(ids);
+    }
+
+    /// Chooses the next code as `sample` does, never one of `excluded`.
+    pub fn sample_excluding(
+        &mut self,
+        logits: &Tensor,
+        excluded: &[u32],
+    ) -> candle_core::Result<u32> {
+        let before = self.suppressed.len();
+        self.suppressed.extend_from_slice(excluded);
+        let code = self.sample(logits);
+        self.suppressed.truncate(before);
+        code
+    }
+
+    /// Codec vocabulary size.
+    pub fn vocab(&self) -> usize {
+        self.seen.len()
+    }
+
     /// Records ids of the codec track (the prompt's, then every chosen code).
     pub fn observe(&mut self, ids: &[u32]) {
         for &id in ids {

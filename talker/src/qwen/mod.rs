@@ -12,6 +12,7 @@
 //! - [`sampler`]: time grid and RK4 / Euler integration from noise to mel.
 //! - [`token2wav`]: DiT + sampler + BigVGAN from a checkpoint directory.
 //! - [`token2wav_stream`]: Token2Wav in 0.48 s chunks while codes arrive.
+//! - [`streaming_talker`]: [`streaming_talker::QwenTalker`], Talker + Token2Wav behind the engine's seam.
 //! - [`reference_check`]: `dit`, `bigvgan`, `token2wav` on safetensors inputs (parity checks).
 
 pub mod bigvgan;
@@ -22,6 +23,7 @@ pub mod ecapa;
 pub mod reference_check;
 pub mod sampler;
 pub mod speakers;
+pub mod streaming_talker;
 pub mod talker_model;
 pub mod talker_session;
 pub mod token2wav;

@@ -95,7 +95,7 @@ impl TalkerConfig {
 }
 
 /// The Talker's weights and its KV cache.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TalkerModel {
     config: TalkerConfig,
     thinker_to_talker_proj: Linear,

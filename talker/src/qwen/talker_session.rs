@@ -37,6 +37,11 @@ pub struct TalkerPrompt {
     pub first: Tensor,
     /// The answer's first token id.
     pub first_id: u32,
+    /// Positions are `0..len` on all three rotary streams instead of TMRoPE from `ids`. What a
+    /// conversation session uses: it feeds the Thinker sequentially (audio-only TMRoPE is
+    /// sequential: one position per 40 ms token), and a conversation's ids may hold an
+    /// `<|AUDIO|>` the model itself wrote, which has no clip for `ids`-derived positions.
+    pub sequential_positions: bool,
 }
 
 /// One answer's codec tokens.
@@ -55,6 +60,8 @@ pub struct CodecStream {
     sampler: CodecSampler,
     end_ids: [u32; 2],
     codes: usize,
+    /// The end is not chosen before this many codes (`min_new_tokens` in transformers).
+    min_codes: usize,
     max_codes: usize,
     done: bool,
 }
@@ -98,7 +105,11 @@ impl CodecStream {
 
         let mut text_ids = prompt.ids.clone();
         text_ids.extend([prompt.speaker_bos, prompt.first_id]);
-        let positions: MropePositions = prompt_positions(&text_ids, 0, thinker.config())?;
+        let positions: MropePositions = if prompt.sequential_positions {
+            MropePositions::sequential(0, text_ids.len())
+        } else {
+            prompt_positions(&text_ids, 0, thinker.config())?
+        };
         talker.clear_cache();
         let logits = talker.forward(&inputs, &positions)?;
         let last = logits.narrow(1, len + 1, 1)?.flatten_all()?;
@@ -118,6 +129,7 @@ impl CodecStream {
             sampler,
             end_ids: [codec_pad, config.tts_codec_end_token_id],
             codes: 0,
+            min_codes: 0,
             max_codes,
             done: false,
         })
@@ -135,6 +147,22 @@ impl CodecStream {
             self.reply.push_back(self.text_pad.clone());
             self.text_finished = true;
         }
+    }
+
+    /// Lets the codec track choose only codes below `acoustic` (Token2Wav's codec table) or its
+    /// end. The reference's `generate` does not restrict it (a trained Talker puts no weight on
+    /// the other special ids); a streaming Talker feeding Token2Wav must not pass one on.
+    pub fn only_acoustic_codes(&mut self, acoustic: usize) {
+        let end_ids = self.end_ids;
+        let vocab = self.sampler.vocab();
+        self.sampler.suppress(
+            (acoustic.min(vocab) as u32..vocab as u32).filter(|id| !end_ids.contains(id)),
+        );
+    }
+
+    /// The codec track does not end before `min_codes` codes.
+    pub fn set_min_codes(&mut self, min_codes: usize) {
+        self.min_codes = min_codes;
     }
 
     /// Codes produced so far.
@@ -177,7 +205,11 @@ impl CodecStream {
         let Some(logits) = self.logits.take() else {
             return Ok(Step::Done);
         };
-        let code = self.sampler.sample(&logits)?;
+        let code = if self.codes < self.min_codes {
+            self.sampler.sample_excluding(&logits, &self.end_ids)?
+        } else {
+            self.sampler.sample(&logits)?
+        };
         if self.end_ids.contains(&code) {
             self.done = true;
             return Ok(Step::Done);
@@ -262,6 +294,7 @@ pub fn thinker_answer(
             speaker_bos,
             first,
             first_id: text[0],
+            sequential_positions: false,
         },
         text,
         rest: states,

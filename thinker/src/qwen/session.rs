@@ -29,7 +29,7 @@ use super::thinker::QwenThinker;
 use super::tokenizer::{AUDIO, QwenTokenizer, TextStream};
 use crate::llm::ChatMessage;
 use crate::llm::sampling::Sampler;
-use crate::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
+use crate::seam::{AnswerContext, StopReason, Thinker, ThinkerEvent, ThinkerToken};
 use crate::stream::{CancelGuard, Step, StreamingModule};
 
 /// Settings of one conversation.
@@ -61,32 +61,35 @@ impl SessionConfig {
     }
 }
 
-/// Hidden states and input embeddings of cached positions, in order.
+/// Token ids, hidden states and input embeddings of cached positions, in order.
 #[derive(Debug, Clone, Default)]
 struct Context {
+    /// The audio placeholder id at audio positions.
+    ids: Vec<u32>,
     /// `[n, hidden]` pieces.
     hidden: Vec<Tensor>,
     embeds: Vec<Tensor>,
-    len: usize,
 }
 
 impl Context {
-    fn push(&mut self, hidden: Tensor, embeds: Tensor) -> Result<(), QwenError> {
-        self.len += hidden.dim(0)?;
+    fn push(&mut self, ids: &[u32], hidden: Tensor, embeds: Tensor) -> Result<(), QwenError> {
+        debug_assert_eq!(ids.len(), hidden.dim(0)?);
+        self.ids.extend_from_slice(ids);
         self.hidden.push(hidden);
         self.embeds.push(embeds);
         Ok(())
     }
 
     fn truncate(&mut self, len: usize) -> Result<(), QwenError> {
-        if len >= self.len {
+        if len >= self.ids.len() {
             return Ok(());
         }
         let hidden = Tensor::cat(&self.hidden, 0)?.narrow(0, 0, len)?;
         let embeds = Tensor::cat(&self.embeds, 0)?.narrow(0, 0, len)?;
+        let ids = self.ids[..len].to_vec();
         *self = Self::default();
         if len > 0 {
-            self.push(hidden, embeds)?;
+            self.push(&ids, hidden, embeds)?;
         }
         Ok(())
     }
@@ -135,6 +138,9 @@ struct TurnPlan {
 #[derive(Debug)]
 struct AudioTurn {
     encoder: StreamingAudioEncoder,
+    /// The turn's 16 kHz speech so far: a barge-in truncation of the previous answer arriving
+    /// after the turn began re-renders the turn, and its audio is prefilled again.
+    samples: Vec<f32>,
     /// The rendered text after the clip's `<|AUDIO|>`, prefilled when the turn ends.
     rest: String,
     /// The whole rendered conversation once the turn has ended.
@@ -226,11 +232,11 @@ impl QwenSession {
                 limit: self.limit(),
             });
         }
-        let embeds = self.thinker.prompt_embeddings(ids, None)?;
+        let embeds = self.thinker.token_embeddings(ids)?;
         let positions = MropePositions::sequential(self.cache_len() as i64, ids.len());
         let out = self.thinker.forward_embeds(&embeds, &positions)?;
         self.context
-            .push(out.hidden_states.squeeze(0)?, embeds.squeeze(0)?)?;
+            .push(ids, out.hidden_states.squeeze(0)?, embeds.squeeze(0)?)?;
         last_position(&out.logits)
     }
 
@@ -326,6 +332,7 @@ impl QwenSession {
         self.answer = None;
         self.audio = Some(AudioTurn {
             encoder: StreamingAudioEncoder::new(self.thinker.shared_audio_encoder()),
+            samples: Vec::new(),
             rest: plan.suffix[at + AUDIO.len()..].to_string(),
             rendered: plan.rendered,
         });
@@ -337,6 +344,7 @@ impl QwenSession {
     /// now. Returns how many audio positions were prefilled.
     pub fn push_audio(&mut self, samples: &[f32]) -> Result<usize, QwenError> {
         let turn = self.audio.as_mut().ok_or(QwenError::NoAnswer)?;
+        turn.samples.extend_from_slice(samples);
         match turn.encoder.step(samples)? {
             Step::Ready(embeddings) => self.prefill_audio(&embeddings),
             Step::Pending | Step::Done => Ok(0),
@@ -388,7 +396,9 @@ impl QwenSession {
             DType::F32,
             out.hidden_states.device(),
         )?;
-        self.context.push(out.hidden_states.squeeze(0)?, zeros)?;
+        let ids = vec![self.tokenizer.special().audio; n];
+        self.context
+            .push(&ids, out.hidden_states.squeeze(0)?, zeros)?;
         Ok(n)
     }
 
@@ -465,12 +475,13 @@ impl Thinker for QwenSession {
             return done(StopReason::EndOfTurn, answer);
         }
         // Feed the token: its hidden state (as input) and embedding go out with it.
-        let embedding = self.thinker.prompt_embeddings(&[id], None)?;
+        let embedding = self.thinker.token_embeddings(&[id])?;
         let positions = MropePositions::sequential(self.cache_len() as i64, 1);
         let out = self.thinker.forward_embeds(&embedding, &positions)?;
         let hidden = out.hidden_states.squeeze(0)?;
         let embedding = embedding.squeeze(0)?;
-        self.context.push(hidden.clone(), embedding.clone())?;
+        self.context
+            .push(&[id], hidden.clone(), embedding.clone())?;
         let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
         answer.ids.push(id);
         answer.logits = Some(last_position(&out.logits)?);
@@ -483,7 +494,28 @@ impl Thinker for QwenSession {
         }))
     }
 
+    fn answer_context(&self) -> Result<Option<AnswerContext>, QwenError> {
+        let answer = self.answer.as_ref().ok_or(QwenError::NoAnswer)?;
+        let (hidden, embeds) = self.talker_context()?;
+        let len = answer.start;
+        Ok(Some(AnswerContext {
+            ids: self.context.ids[..len].to_vec(),
+            states: (hidden.narrow(0, 0, len)? + embeds.narrow(0, 0, len)?)?,
+        }))
+    }
+
     fn truncate_answer(&mut self, heard_text: &str) -> Result<(), QwenError> {
+        if self.audio.is_some() {
+            // The user's next turn began before the truncation arrived (a barge-in): undo the
+            // turn, truncate, and begin it again with the speech heard so far.
+            let samples = self.audio.take().map(|t| t.samples).unwrap_or_default();
+            let checkpoint = self.before_turn.take().ok_or(QwenError::NoAnswer)?;
+            self.restore(checkpoint)?;
+            self.truncate_answer(heard_text)?;
+            self.begin_audio_turn()?;
+            self.push_audio(&samples)?;
+            return Ok(());
+        }
         let heard = self.tokenizer.encode(heard_text)?;
         let answer = self.answer.as_mut().ok_or(QwenError::NoAnswer)?;
         let keep = common_prefix(&heard, &answer.ids);

@@ -10,7 +10,7 @@ use super::config::TextConfig;
 use super::mrope::{Mrope, MropePositions};
 
 /// Keys and values seen so far by one layer, `[1, kv_heads, len, head_dim]`.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct KvCache {
     kv: Option<(Tensor, Tensor)>,
 }
@@ -42,7 +42,7 @@ impl KvCache {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Attention {
     q_proj: Linear,
     k_proj: Linear,
@@ -112,7 +112,7 @@ impl Attention {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Mlp {
     gate_proj: Linear,
     up_proj: Linear,
@@ -136,7 +136,7 @@ impl Mlp {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct DecoderLayer {
     input_layernorm: RmsNorm,
     self_attn: Attention,
@@ -178,7 +178,7 @@ impl DecoderLayer {
 }
 
 /// The decoder with its conversation state (the KV cache).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TextModel {
     config: TextConfig,
     embed_tokens: Embedding,

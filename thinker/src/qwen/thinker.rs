@@ -22,7 +22,7 @@ pub struct ThinkerOutput {
     pub logits: Tensor,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct QwenThinker {
     config: ThinkerConfig,
     /// Shared with the streaming encoders of the sessions' user turns.
@@ -92,6 +92,13 @@ impl QwenThinker {
 
     /// Input embeddings `[1, len, hidden]` of a prompt: token embeddings, with the rows of the
     /// `<|AUDIO|>` tokens replaced in order by `audio_embeds` `[n, hidden]` (n = their count).
+    /// Plain token embeddings `[1, len, hidden]`, every id looked up as text (what the session
+    /// feeds: audio goes through [`Self::prefill_audio`], and an `<|AUDIO|>` the model writes
+    /// is just a token).
+    pub fn token_embeddings(&self, ids: &[u32]) -> Result<Tensor, QwenError> {
+        self.text.embed(ids)
+    }
+
     pub fn prompt_embeddings(
         &self,
         input_ids: &[u32],
