@@ -9,6 +9,9 @@
 pub enum Profile {
     /// Small real models that run on a laptop CPU.
     Cpu,
+    /// Qwen2.5-Omni (3B/7B) from the hub or a checkpoint directory (`--model`), with the CPU
+    /// profile's Silero VAD for turn-taking.
+    Qwen,
 }
 
 /// How a fetched file becomes part of the installed model directory.
@@ -235,7 +238,9 @@ pub const CATALOG: &[ModelSpec] = &[
 
 /// The models a profile needs.
 pub fn models_for(profile: Profile) -> impl Iterator<Item = &'static ModelSpec> {
-    CATALOG.iter().filter(move |m| m.profile == profile)
+    CATALOG
+        .iter()
+        .filter(move |m| m.profile == profile || (profile == Profile::Qwen && m.name == SILERO_VAD))
 }
 
 /// Looks a model up by its name.

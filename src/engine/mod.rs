@@ -1,6 +1,7 @@
 //! parley's engine: live spoken conversations on loaded models.
 //!
 //! - [`models`]: the CPU profile's models, loaded once and shared by all sessions.
+//! - [`qwen_models`]: the qwen profile's models (Qwen2.5-Omni), likewise.
 //! - [`session`]: one conversation's session thread (listening, turn decisions, pacing).
 //! - [`turn`]: the turn-taking state machine (who has the floor, barge-in vs backchannel).
 //! - [`workers`]: the Thinker and Talker threads of a session.
@@ -10,6 +11,7 @@
 
 pub mod metrics;
 pub mod models;
+pub mod qwen_models;
 pub mod session;
 pub mod settings;
 pub mod turn;
@@ -30,7 +32,8 @@ use parley_models::Profile;
 
 use crate::serve::config::ServeConfig;
 use models::CpuModels;
-use session::{Outbox, Session, SessionInput};
+use qwen_models::QwenModels;
+use session::{Ears, Outbox, Session, SessionInput};
 use settings::{EngineDefaults, Settings};
 use workers::{GenerationSettings, SessionThinker, Workers};
 
@@ -38,10 +41,18 @@ use workers::{GenerationSettings, SessionThinker, Workers};
 /// the client down through TCP).
 pub const SESSION_INPUT_QUEUE: usize = 64;
 
+/// The loaded models of one profile.
+pub enum Models {
+    Cpu(CpuModels),
+    Qwen(QwenModels),
+}
+
 /// Loaded models plus the defaults every session starts from.
 pub struct Engine {
-    models: CpuModels,
+    models: Models,
     defaults: EngineDefaults,
+    /// The Talker's voice (qwen: a speaker of the checkpoint); `None`: its default.
+    voice: Option<String>,
     sessions_started: AtomicU64,
 }
 
@@ -60,25 +71,51 @@ pub struct SessionHandle {
 }
 
 impl Engine {
-    pub fn new(models: CpuModels, defaults: EngineDefaults) -> Arc<Self> {
+    pub fn new(models: impl Into<Models>, defaults: EngineDefaults) -> Arc<Self> {
+        Self::with_voice(models, defaults, None)
+    }
+
+    /// An engine whose sessions speak with `voice` (qwen: `Chelsie` or `Ethan`).
+    pub fn with_voice(
+        models: impl Into<Models>,
+        defaults: EngineDefaults,
+        voice: Option<String>,
+    ) -> Arc<Self> {
+        let models = models.into();
         Arc::new(Self {
             models,
             defaults,
+            voice,
             sessions_started: AtomicU64::new(0),
         })
     }
 
     /// Loads the models `config` asks for, with its session defaults.
     pub fn from_serve_config(config: &ServeConfig) -> anyhow::Result<Arc<Self>> {
-        match config.profile {
-            Profile::Cpu => {}
-            #[allow(unreachable_patterns)]
-            other => anyhow::bail!("profile {other:?} has no engine yet"),
-        }
-        let models = CpuModels::load(&config.models_dir)?;
-        Ok(Self::new(
+        let mut defaults = EngineDefaults::from_session_defaults(&config.session);
+        let models = match config.profile {
+            Profile::Cpu => Models::Cpu(CpuModels::load(&config.models_dir)?),
+            Profile::Qwen => {
+                let model = config.model.as_deref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the qwen profile needs a checkpoint: --model Qwen/Qwen2.5-Omni-3B (or -7B, \
+                         or a local directory)"
+                    )
+                })?;
+                // Qwen2.5-Omni speaks only with its own system prompt (the model card); a
+                // server that sets none gets it.
+                if config.session.instructions
+                    == crate::serve::config::SessionDefaults::default().instructions
+                {
+                    defaults.instructions = parley_thinker::qwen::SPEECH_SYSTEM_PROMPT.to_string();
+                }
+                Models::Qwen(QwenModels::load(&config.models_dir, model)?)
+            }
+        };
+        Ok(Self::with_voice(
             models,
-            EngineDefaults::from_session_defaults(&config.session),
+            defaults,
+            config.session.voice.clone(),
         ))
     }
 
@@ -100,20 +137,37 @@ impl Engine {
             &self.defaults,
         )
         .map_err(|e| anyhow::anyhow!("the server's session defaults are invalid: {e}"))?;
-        let thinker = self.models.thinker(&thinker_config(&settings))?;
-        let talker = self.models.talker(HibariConfig {
-            speed: settings.speed,
-            ..HibariConfig::default()
-        });
-        let workers = Workers::spawn(&name, thinker, talker)?;
+        let (vad, ears, workers) = match &self.models {
+            Models::Cpu(models) => {
+                let thinker = models.thinker(&thinker_config(&settings))?;
+                let talker = models.talker(HibariConfig {
+                    speed: settings.speed,
+                    ..HibariConfig::default()
+                });
+                (
+                    models.vad(),
+                    Ears::Transcriber(Box::new(SpeculativeTranscriber::new(models.transcriber()))),
+                    Workers::spawn(&name, thinker, talker)?,
+                )
+            }
+            Models::Qwen(models) => {
+                let thinker = models.thinker(&thinker_config(&settings));
+                let talker = models.talker(self.voice.as_deref())?;
+                (
+                    models.vad(),
+                    Ears::Thinker,
+                    Workers::spawn(&name, thinker, talker)?,
+                )
+            }
+        };
         let session = Session::new(
             name.clone(),
             out,
             model,
             self.defaults.clone(),
             metrics,
-            self.models.vad(),
-            SpeculativeTranscriber::new(self.models.transcriber()),
+            vad,
+            ears,
             workers,
         )?;
         let (input, input_rx) = crossbeam_channel::bounded(SESSION_INPUT_QUEUE);
@@ -131,6 +185,18 @@ pub fn thinker_config(settings: &Settings) -> GenerationSettings {
         temperature: settings.temperature,
         top_p: settings.top_p,
         max_tokens: settings.max_output_tokens,
+    }
+}
+
+impl From<CpuModels> for Models {
+    fn from(models: CpuModels) -> Self {
+        Self::Cpu(models)
+    }
+}
+
+impl From<QwenModels> for Models {
+    fn from(models: QwenModels) -> Self {
+        Self::Qwen(models)
     }
 }
 

@@ -53,7 +53,7 @@ use tracing::{debug, info, warn};
 use super::metrics::{EngineMetrics, Stage};
 use super::settings::{EngineDefaults, Settings, initial_session};
 use super::turn::{TurnAction, TurnTaking};
-use super::workers::{TalkerOutput, ThinkerCommand, WorkerEvent, Workers};
+use super::workers::{TalkerOutput, ThinkerCommand, UserTurn, WorkerEvent, Workers};
 
 /// 16 kHz audio kept before a turn starts (covers prefix padding + the endpointer's wait).
 const IDLE_HISTORY_MS: u64 = 2_000;
@@ -66,6 +66,28 @@ const ARRIVALS_KEPT: usize = 1024;
 const TRANSCRIBE_TAIL_MS: u64 = 150;
 /// Conversation items kept for `conversation.item.retrieve` (the newest).
 const ITEMS_KEPT: usize = 64;
+
+/// Who turns the user's speech into something the Thinker takes.
+pub enum Ears {
+    /// Whisper transcribes each turn (speculatively at the first silence); the Thinker reads text.
+    Transcriber(Box<SpeculativeTranscriber>),
+    /// The Thinker hears the audio itself (Qwen2.5-Omni): each turn's speech goes to it while
+    /// the user talks, and the user item has no transcript.
+    Thinker,
+}
+
+/// A spoken turn on its way to a Thinker that hears audio.
+#[derive(Debug, Clone, Copy)]
+struct SpokenTurn {
+    /// `BeginSpokenTurn` went out.
+    begun: bool,
+    /// 16 kHz stream position up to which the speech was sent.
+    sent_to: u64,
+}
+
+/// Speech sent to a hearing Thinker in pieces of at least this many 16 kHz samples (0.2 s):
+/// fewer, larger commands; its encoder works in 2 s blocks anyway.
+const SPEECH_PIECE: u64 = 3_200;
 
 /// Where the session's output goes (the WebSocket writer, or a local player).
 pub trait Outbox: Send + 'static {
@@ -182,7 +204,9 @@ pub struct Session<O: Outbox> {
     vad: SileroVad,
     endpointer: Option<Endpointer>,
     turns: TurnTaking,
-    ears: SpeculativeTranscriber,
+    ears: Ears,
+    /// The spoken turn going to a Thinker that hears audio.
+    spoken: Option<SpokenTurn>,
     /// 16 kHz input audio from stream sample `input_start` on.
     input: Vec<f32>,
     input_start: u64,
@@ -220,7 +244,7 @@ impl<O: Outbox> Session<O> {
         defaults: EngineDefaults,
         metrics: EngineMetrics,
         vad: SileroVad,
-        ears: SpeculativeTranscriber,
+        ears: Ears,
         workers: Workers,
     ) -> anyhow::Result<Self> {
         let ids = IdGenerator::new();
@@ -247,6 +271,7 @@ impl<O: Outbox> Session<O> {
             vad,
             endpointer,
             ears,
+            spoken: None,
             input: Vec::new(),
             input_start: 0,
             arrivals: VecDeque::new(),
@@ -430,7 +455,10 @@ impl<O: Outbox> Session<O> {
                 self.input.clear();
                 self.input_start = self.stream_position();
                 self.user_item = None;
-                self.ears.speech_resumed();
+                self.drop_spoken_turn();
+                if let Ears::Transcriber(ears) = &mut self.ears {
+                    ears.speech_resumed();
+                }
                 let event = ServerEvent::InputAudioBufferCleared(InputAudioBufferCleared {
                     event_id: self.ids.next("event"),
                 });
@@ -486,7 +514,7 @@ impl<O: Outbox> Session<O> {
                 }
                 let text = std::mem::take(&mut self.pending_user_text).join("\n");
                 self.finish_playing_response();
-                self.start_response(text, TurnClock::default(), false);
+                self.start_response(UserTurn::Text(text), TurnClock::default(), false);
             }
             ClientEvent::ResponseCancel(cancel) => {
                 let active = self.response.as_ref().filter(|r| !r.done_sent);
@@ -520,6 +548,7 @@ impl<O: Outbox> Session<O> {
                 Err(e) => return self.error("invalid_value", e.to_string(), None),
             };
             self.user_item = None;
+            self.drop_spoken_turn();
         }
         let endpoint = settings.endpoint.clone().unwrap_or_default();
         self.turns.configure(
@@ -715,7 +744,64 @@ impl<O: Outbox> Session<O> {
                 self.on_vad_window(window);
             }
         }
+        self.feed_spoken_turn(None);
         self.trim_input();
+    }
+
+    /// Sends the spoken turn's new speech (up to `end`, a 16 kHz stream position, or all that
+    /// arrived) to a Thinker that hears audio. While a response is still being answered or
+    /// truncated the Thinker is busy, and the speech waits here (in `input`); a full command
+    /// queue makes it wait too, unless `end` is given (the turn is being committed).
+    fn feed_spoken_turn(&mut self, end: Option<u64>) {
+        let Some(mut turn) = self.spoken else {
+            return;
+        };
+        let committing = end.is_some();
+        if self.response.is_some() && !committing {
+            return;
+        }
+        let end = end.unwrap_or_else(|| self.stream_position());
+        let send = |session: &mut Self, command: ThinkerCommand| -> bool {
+            if committing {
+                if session.workers.commands.send(command).is_err() {
+                    session.closed = true;
+                    return false;
+                }
+                true
+            } else {
+                session.workers.commands.try_send(command).is_ok()
+            }
+        };
+        if !turn.begun {
+            if !send(self, ThinkerCommand::BeginSpokenTurn) {
+                return;
+            }
+            turn.begun = true;
+            self.spoken = Some(turn);
+        }
+        if end < turn.sent_to + if committing { 1 } else { SPEECH_PIECE } {
+            return;
+        }
+        let from = turn.sent_to.max(self.input_start) - self.input_start;
+        let to = (end - self.input_start).min(self.input.len() as u64);
+        if to <= from {
+            return;
+        }
+        let piece = self.input[from as usize..to as usize].to_vec();
+        if send(self, ThinkerCommand::Speech(piece)) {
+            turn.sent_to = self.input_start + to;
+            self.spoken = Some(turn);
+        }
+    }
+
+    /// The spoken turn ends without an answer: the Thinker forgets it.
+    fn drop_spoken_turn(&mut self) {
+        if let Some(turn) = self.spoken.take()
+            && turn.begun
+            && self.workers.commands.send(ThinkerCommand::Retract).is_err()
+        {
+            self.closed = true;
+        }
     }
 
     fn on_vad_window(&mut self, window: VadWindow) {
@@ -759,6 +845,13 @@ impl<O: Outbox> Session<O> {
                     parley_audio_io::constants::ms_to_samples(audio_start_ms, MODEL_INPUT_RATE)
                         .max(self.input_start);
                 self.user_item = Some((item_id.clone(), start));
+                if matches!(self.ears, Ears::Thinker) {
+                    self.drop_spoken_turn();
+                    self.spoken = Some(SpokenTurn {
+                        begun: false,
+                        sent_to: start,
+                    });
+                }
                 let event =
                     ServerEvent::InputAudioBufferSpeechStarted(InputAudioBufferSpeechStarted {
                         event_id: self.ids.next("event"),
@@ -770,7 +863,9 @@ impl<O: Outbox> Session<O> {
             TurnAction::Speculate => self.pending_speculation = Some(self.stream_ms()),
             TurnAction::DropSpeculation => {
                 self.pending_speculation = None;
-                self.ears.speech_resumed();
+                if let Ears::Transcriber(ears) = &mut self.ears {
+                    ears.speech_resumed();
+                }
                 self.abandon_tentative();
             }
             TurnAction::CommitTurn { audio_end_ms } => {
@@ -816,15 +911,22 @@ impl<O: Outbox> Session<O> {
     }
 
     fn speculate(&mut self, end_ms: u64) {
+        // A Thinker that hears audio has most of the turn prefilled already; it answers at the
+        // endpoint (answering ahead would need the turn's prefill undone when the user goes on).
+        if matches!(self.ears, Ears::Thinker) {
+            return;
+        }
         let audio = self.utterance(end_ms).to_vec();
+        let Ears::Transcriber(ears) = &mut self.ears else {
+            return;
+        };
         // Whisper runs here, on the session thread: the user is silent, nothing else is due.
-        if let Err(e) = self.ears.begin(&audio, &CancelGuard::never()) {
+        if let Err(e) = ears.begin(&audio, &CancelGuard::never()) {
             return self.server_error(format!("speculative transcription: {e}"));
         }
         // Think ahead too: the endpoint is likely to follow, and then the first phrase is
         // already spoken (held back until the commit).
-        let text = self
-            .ears
+        let text = ears
             .speculative_text()
             .unwrap_or_default()
             .trim()
@@ -832,7 +934,7 @@ impl<O: Outbox> Session<O> {
         if !text.is_empty() && self.settings.create_response && self.response.is_none() {
             let mut turn = self.pending_user_text.clone();
             turn.push(text);
-            self.start_response(turn.join("\n"), TurnClock::default(), true);
+            self.start_response(UserTurn::Text(turn.join("\n")), TurnClock::default(), true);
         }
     }
 
@@ -873,9 +975,15 @@ impl<O: Outbox> Session<O> {
             return;
         };
         self.pending_speculation = None;
+        if matches!(self.ears, Ears::Thinker) {
+            return self.commit_spoken_turn(item_id, audio_end_ms, clock);
+        }
         // The same end as the speculation's, so its transcript is reused.
         let audio = self.utterance(audio_end_ms + TRANSCRIBE_TAIL_MS).to_vec();
-        let finished = self.ears.finish(&audio, &CancelGuard::never(), |_| {});
+        let Ears::Transcriber(ears) = &mut self.ears else {
+            return;
+        };
+        let finished = ears.finish(&audio, &CancelGuard::never(), |_| {});
         self.user_item = None;
         let (transcript, from_speculation) = match finished {
             Ok(f) => (f.text.trim().to_string(), f.from_speculation),
@@ -950,10 +1058,61 @@ impl<O: Outbox> Session<O> {
         } else if self.settings.create_response {
             let text = std::mem::take(&mut self.pending_user_text).join("\n");
             self.finish_playing_response();
-            self.start_response(text, clock, false);
+            self.start_response(UserTurn::Text(text), clock, false);
         } else {
             self.turns.no_response();
         }
+    }
+
+    /// Commits a turn the Thinker heard itself: the rest of its speech goes out, the user item
+    /// (audio, no transcript) is announced, and the Thinker answers.
+    fn commit_spoken_turn(&mut self, item_id: String, audio_end_ms: u64, clock: TurnClock) {
+        let end = parley_audio_io::constants::ms_to_samples(
+            audio_end_ms + TRANSCRIBE_TAIL_MS,
+            MODEL_INPUT_RATE,
+        );
+        self.user_item = None;
+        if !self.settings.create_response || self.draining {
+            self.drop_spoken_turn();
+            self.turns.no_response();
+            return;
+        }
+        // A barge-in's cancelled response is gone by now; a playing one is over.
+        self.finish_playing_response();
+        self.feed_spoken_turn(Some(end));
+        self.spoken = None;
+        info!("{}: user spoke (heard by the Thinker)", self.name);
+        let previous = self.last_item_id.replace(item_id.clone());
+        let committed = ServerEvent::InputAudioBufferCommitted(InputAudioBufferCommitted {
+            event_id: self.ids.next("event"),
+            item_id: item_id.clone(),
+            previous_item_id: previous.clone(),
+        });
+        self.send(committed);
+        let item = user_item(
+            &item_id,
+            ContentPart::InputAudio {
+                audio: None,
+                transcript: None,
+            },
+        );
+        self.remember(item.clone());
+        let added = ServerEvent::ConversationItemAdded(ConversationItemAdded {
+            event_id: self.ids.next("event"),
+            previous_item_id: previous.clone(),
+            item: item.clone(),
+        });
+        self.send(added);
+        let done = ServerEvent::ConversationItemDone(ConversationItemDone {
+            event_id: self.ids.next("event"),
+            previous_item_id: previous,
+            item,
+        });
+        self.send(done);
+        if let (Some(end), Some(decided)) = (clock.speech_end, clock.endpoint) {
+            self.metrics.observe(Stage::Endpoint, decided - end);
+        }
+        self.start_response(UserTurn::Spoken, clock, false);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -968,7 +1127,7 @@ impl<O: Outbox> Session<O> {
 
     /// Starts answering `user_text`. A `tentative` response stays invisible to the client until
     /// the turn is committed.
-    fn start_response(&mut self, user_text: String, clock: TurnClock, tentative: bool) {
+    fn start_response(&mut self, turn: UserTurn, clock: TurnClock, tentative: bool) {
         if self.draining {
             self.turns.no_response();
             return;
@@ -1013,11 +1172,7 @@ impl<O: Outbox> Session<O> {
         if !tentative {
             self.announce_response();
         }
-        let command = ThinkerCommand::Answer {
-            seq,
-            user_text,
-            guard,
-        };
+        let command = ThinkerCommand::Answer { seq, turn, guard };
         if self.workers.commands.send(command).is_err() {
             self.closed = true;
         }
@@ -1605,6 +1760,9 @@ fn ms_to_output_samples(ms: u64) -> u64 {
 /// whose share of its audio had fully played. The result is a prefix of `text` (so the Thinker
 /// can keep the tokens it shares with the generated answer).
 fn heard_text(text: &str, spans: &[SpokenSpan], played: u64, all_sent: bool) -> String {
+    if spans.iter().all(|s| s.text.is_empty()) {
+        return heard_without_phrases(text, spans.last().map_or(0, |s| s.end), played, all_sent);
+    }
     let mut cursor = 0;
     for (i, span) in spans.iter().enumerate() {
         if span.start >= played {
@@ -1641,6 +1799,26 @@ fn heard_text(text: &str, spans: &[SpokenSpan], played: u64, all_sent: bool) -> 
         break;
     }
     text[..cursor].to_string()
+}
+
+/// Typical conversational speaking rate (~150 words per minute).
+const WORDS_PER_SECOND: f64 = 2.5;
+
+/// What was heard of an answer whose Talker does not say which audio speaks which words
+/// (Qwen's codec track has no alignment with the text): the words in proportion to the audio
+/// played when all of it was sent, else at a typical speaking rate; whole words only.
+fn heard_without_phrases(text: &str, sent: u64, played: u64, all_sent: bool) -> String {
+    let words = word_bounds(text);
+    let keep = if all_sent && sent > 0 {
+        (played.min(sent) as f64 / sent as f64 * words.len() as f64).floor() as usize
+    } else {
+        let seconds = played as f64 / f64::from(MODEL_OUTPUT_RATE);
+        ((seconds * WORDS_PER_SECOND).floor() as usize).min(words.len())
+    };
+    match keep {
+        0 => String::new(),
+        n => text[..words[n - 1].1].to_string(),
+    }
 }
 
 /// Where `phrase` (whitespace-normalised) occurs in `text`: byte range of its first and last
@@ -1689,6 +1867,24 @@ mod tests {
             text: text.to_string(),
             total: end - start,
         }
+    }
+
+    #[test]
+    fn without_phrases_the_words_heard_follow_the_audio_played() {
+        let text = "The ocean is salty because rivers carry minerals.";
+        let no_phrase = |end: u64| [span(0, end, "")];
+        // All 96 000 samples sent, half played: half the words.
+        assert_eq!(
+            heard_text(text, &no_phrase(96_000), 48_000, true),
+            "The ocean is salty"
+        );
+        assert_eq!(heard_text(text, &no_phrase(96_000), 96_000, true), text);
+        assert_eq!(heard_text(text, &no_phrase(96_000), 0, true), "");
+        // Still speaking: 1.2 s at 2.5 words/s = 3 words.
+        assert_eq!(
+            heard_text(text, &no_phrase(48_000), 28_800, false),
+            "The ocean is"
+        );
     }
 
     #[test]

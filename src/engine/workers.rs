@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use parley_talker::Talker;
-use parley_thinker::seam::{StopReason, Thinker, ThinkerEvent, ThinkerToken};
+use parley_thinker::seam::{AnswerContext, StopReason, Thinker, ThinkerEvent, ThinkerToken};
 use parley_thinker::stream::{CancelGuard, Step};
 use tracing::warn;
 
@@ -40,15 +40,27 @@ pub enum ThinkerCommand {
     /// go to the Talker.
     Answer {
         seq: u64,
-        user_text: String,
+        turn: UserTurn,
         guard: CancelGuard,
     },
+    /// A spoken turn begins (Thinkers that hear audio): the conversation up to it is prefilled.
+    BeginSpokenTurn,
+    /// More 16 kHz speech of the spoken turn, prefilled block by block as it completes.
+    Speech(Vec<f32>),
     /// Replace the last answer in the history by what the user heard.
     Truncate { heard_text: String },
     /// Forget the last user turn and its answer (a speculative answer the user talked over).
     Retract,
     /// New generation settings (from `session.update`).
     Configure(GenerationSettings),
+}
+
+/// What the user said.
+#[derive(Debug)]
+pub enum UserTurn {
+    Text(String),
+    /// The spoken turn sent with `BeginSpokenTurn` and `Speech`, now ended.
+    Spoken,
 }
 
 /// The Thinker settings a session may change.
@@ -63,6 +75,29 @@ pub struct GenerationSettings {
 /// A Thinker whose generation settings follow `session.update`.
 pub trait SessionThinker: Thinker {
     fn configure(&mut self, settings: &GenerationSettings) -> Result<(), Self::Error>;
+
+    /// Whether the Thinker hears the user's audio itself (Qwen's audio encoder) instead of a
+    /// transcript. The session sends spoken turns only to Thinkers that do.
+    fn hears_speech(&self) -> bool {
+        false
+    }
+
+    /// Starts a spoken turn (only called when `hears_speech`).
+    fn begin_spoken_turn(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// 16 kHz speech of the spoken turn (only called when `hears_speech`).
+    fn push_speech(&mut self, samples: &[f32]) -> Result<(), Self::Error> {
+        let _ = samples;
+        Ok(())
+    }
+
+    /// Ends the spoken turn and prepares the answer, as `user_turn` does for text (only called
+    /// when `hears_speech`).
+    fn end_spoken_turn(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// What the Thinker thread reports.
@@ -109,9 +144,18 @@ pub enum TalkerOutput {
 /// What the Thinker thread tells the Talker thread.
 #[derive(Debug)]
 enum TalkerCommand {
-    Start { seq: u64, guard: CancelGuard },
-    Token { seq: u64, token: ThinkerToken },
-    Finish { seq: u64 },
+    Start {
+        seq: u64,
+        guard: CancelGuard,
+        context: Option<Box<AnswerContext>>,
+    },
+    Token {
+        seq: u64,
+        token: ThinkerToken,
+    },
+    Finish {
+        seq: u64,
+    },
 }
 
 /// The running model threads of one session. Dropping the command sender ends them.
@@ -193,12 +237,32 @@ fn run_thinker<T: SessionThinker>(
 ) {
     while let Ok(command) = commands.recv() {
         match command {
-            ThinkerCommand::Answer {
-                seq,
-                user_text,
-                guard,
-            } => {
-                if !answer(&mut thinker, seq, &user_text, &guard, &events, &talker) {
+            ThinkerCommand::Answer { seq, turn, guard } => {
+                if !answer(&mut thinker, seq, &turn, &guard, &events, &talker) {
+                    return;
+                }
+            }
+            ThinkerCommand::BeginSpokenTurn => {
+                if let Err(e) = thinker.begin_spoken_turn()
+                    && events
+                        .send(WorkerEvent::Failed {
+                            seq: None,
+                            message: format!("starting the spoken turn: {e}"),
+                        })
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            ThinkerCommand::Speech(samples) => {
+                if let Err(e) = thinker.push_speech(&samples)
+                    && events
+                        .send(WorkerEvent::Failed {
+                            seq: None,
+                            message: format!("hearing the spoken turn: {e}"),
+                        })
+                        .is_err()
+                {
                     return;
                 }
             }
@@ -245,10 +309,10 @@ fn run_thinker<T: SessionThinker>(
 }
 
 /// Runs one answer; false when the session is gone.
-fn answer<T: Thinker>(
+fn answer<T: SessionThinker>(
     thinker: &mut T,
     seq: u64,
-    user_text: &str,
+    turn: &UserTurn,
     guard: &CancelGuard,
     events: &Sender<WorkerEvent>,
     talker: &Sender<TalkerCommand>,
@@ -258,17 +322,24 @@ fn answer<T: Thinker>(
         seq: Some(seq),
         message,
     };
-    if !send_unless_cancelled(
-        talker,
-        TalkerCommand::Start {
-            seq,
-            guard: guard.clone(),
-        },
-        guard,
-    ) {
+    let prepared = match turn {
+        UserTurn::Text(text) => thinker.user_turn(text),
+        UserTurn::Spoken => thinker.end_spoken_turn(),
+    }
+    .and_then(|()| thinker.answer_context());
+    let (context, error) = match prepared {
+        Ok(context) => (context, None),
+        Err(e) => (None, Some(e)),
+    };
+    let begin = TalkerCommand::Start {
+        seq,
+        guard: guard.clone(),
+        context: context.map(Box::new),
+    };
+    if !send_unless_cancelled(talker, begin, guard) {
         return false;
     }
-    if let Err(e) = thinker.user_turn(user_text) {
+    if let Some(e) = error {
         let _ = talker.send(TalkerCommand::Finish { seq });
         return events.send(failed(e.to_string())).is_ok();
     }
@@ -405,8 +476,20 @@ fn apply<K: Talker>(
     audio: &Sender<TalkerOutput>,
 ) -> bool {
     match command {
-        TalkerCommand::Start { seq, guard } => {
+        TalkerCommand::Start {
+            seq,
+            guard,
+            context,
+        } => {
             talker.reset();
+            if let Err(e) = talker.start_answer(context.map(|c| *c)) {
+                *current = None;
+                let failed = TalkerOutput::Failed {
+                    seq,
+                    message: e.to_string(),
+                };
+                return audio.send(failed).is_ok();
+            }
             *current = Some(Speaking {
                 seq,
                 guard,

@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub port: u16,
     pub profile: Profile,
     pub models_dir: PathBuf,
+    /// The qwen profile's checkpoint: a hub id (`Qwen/Qwen2.5-Omni-3B`) or a directory.
+    pub model: Option<String>,
     /// When set, upgrades need `Authorization: Bearer <key>`.
     pub api_key: Option<ApiKey>,
     /// Sessions served at once; the next one is refused.
@@ -105,6 +107,7 @@ impl ServeConfig {
             port: DEFAULT_PORT,
             profile: Profile::Cpu,
             models_dir: parley_models::default_models_dir(),
+            model: None,
             api_key: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -147,6 +150,7 @@ impl ServeConfig {
             port,
             profile,
             models_dir,
+            model,
             api_key,
             max_sessions,
             shutdown_grace_secs,
@@ -156,6 +160,9 @@ impl ServeConfig {
         set(&mut self.port, port);
         set(&mut self.profile, profile);
         set(&mut self.models_dir, models_dir);
+        if model.is_some() {
+            self.model = model;
+        }
         if api_key.is_some() {
             self.api_key = api_key;
         }
@@ -256,6 +263,7 @@ pub struct Overrides {
     #[serde(default, deserialize_with = "deserialize_profile")]
     pub profile: Option<Profile>,
     pub models_dir: Option<PathBuf>,
+    pub model: Option<String>,
     pub api_key: Option<ApiKey>,
     pub max_sessions: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
@@ -364,6 +372,7 @@ impl Overrides {
             profile,
             // The same variable `parley models` uses.
             models_dir: env(parley_models::MODELS_DIR_ENV).map(PathBuf::from),
+            model: env("PARLEY_MODEL"),
             api_key: parsed(&env, "PARLEY_API_KEY")?,
             max_sessions: parsed(&env, "PARLEY_MAX_SESSIONS")?,
             shutdown_grace_secs: parsed(&env, "PARLEY_SHUTDOWN_GRACE_SECS")?,
@@ -400,6 +409,10 @@ pub struct ServeArgs {
     /// Where models are installed [env: PARLEY_MODELS] [default: ~/.cache/parley/models].
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// The qwen profile's checkpoint: `Qwen/Qwen2.5-Omni-3B`, `-7B` or a directory
+    /// [env: PARLEY_MODEL].
+    #[arg(long, value_name = "ID|DIR")]
+    pub model: Option<String>,
     /// Require `Authorization: Bearer <KEY>` [env: PARLEY_API_KEY]. The environment variable
     /// keeps the key out of `ps` output.
     #[arg(long, value_name = "KEY")]
@@ -445,6 +458,7 @@ impl ServeArgs {
             port: self.port,
             profile: self.profile,
             models_dir: self.models_dir.clone(),
+            model: self.model.clone(),
             api_key: self.api_key.clone(),
             max_sessions: self.max_sessions,
             shutdown_grace_secs: self.shutdown_grace_secs,

@@ -257,6 +257,25 @@ impl Events {
         }
     }
 
+    /// The next event of any of `kinds`, failing after `timeout`.
+    pub async fn wait_for_any(
+        &mut self,
+        kinds: &[&str],
+        timeout: Duration,
+    ) -> (Instant, ServerEvent) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("none of {kinds:?} within {timeout:?}"))
+                .expect("connection closed");
+            self.seen.push(next.clone());
+            if kinds.contains(&next.1.event_type()) {
+                return next;
+            }
+        }
+    }
+
     /// Everything that arrived within `window` from now (none of it awaited).
     pub async fn drain_for(&mut self, window: Duration) {
         let deadline = tokio::time::Instant::now() + window;

@@ -1,0 +1,173 @@
+//! The qwen profile's models, loaded once per process and shared by every session: the
+//! Qwen2.5-Omni checkpoint (Thinker, Talker, Token2Wav, voices) and the CPU profile's Silero VAD
+//! for turn-taking.
+//!
+//! Weights are shared (candle tensors are reference-counted); each session gets a
+//! [`QwenSession`] over its own clone of the Thinker (its KV cache) and a [`QwenTalker`] over its
+//! own clone of the Talker (its KV cache).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use parley_models::catalog::SILERO_VAD;
+use parley_talker::qwen::speakers::{DEFAULT_SPEAKER, Speaker, Speakers};
+use parley_talker::qwen::streaming_talker::{QwenTalker, QwenTalkerSettings, QwenVoiceModels};
+use parley_talker::qwen::talker_model::TalkerModel;
+use parley_talker::qwen::token2wav::Token2Wav;
+use parley_thinker::qwen::{
+    self, Checkpoint, QwenError, QwenSession, QwenThinker, QwenTokenizer, SessionConfig,
+};
+use parley_thinker::stream::StreamingModule;
+use parley_thinker::vad::SileroVad;
+use tracing::info;
+
+use super::workers::{GenerationSettings, SessionThinker};
+
+/// Everything the qwen profile needs, loaded.
+pub struct QwenModels {
+    pub dir: PathBuf,
+    vad: SileroVad,
+    thinker: Arc<QwenThinker>,
+    tokenizer: QwenTokenizer,
+    talker: TalkerModel,
+    token2wav: Arc<Token2Wav>,
+    speakers: Speakers,
+    talker_settings: QwenTalkerSettings,
+}
+
+impl std::fmt::Debug for QwenModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QwenModels")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QwenModels {
+    /// Loads `model` (a hub id such as `Qwen/Qwen2.5-Omni-3B`, or a checkpoint directory) and
+    /// the Silero VAD installed under `models_dir`.
+    pub fn load(models_dir: &Path, model: &str) -> anyhow::Result<Self> {
+        let start = Instant::now();
+        let vad_dir = parley_models::installed_model_dir(models_dir, SILERO_VAD)
+            .context("the qwen profile takes turns with the CPU profile's Silero VAD")?;
+        let vad = SileroVad::load(&vad_dir)?;
+        let dir = qwen::hub::resolve(model, true)?;
+        let checkpoint = Checkpoint::open(&dir)?;
+        let device = qwen::device::default_device()?;
+        let thinker = QwenThinker::load(&checkpoint, &device)?;
+        let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir, &checkpoint.config)?;
+        let talker = TalkerModel::load(&dir, &device)?;
+        let token2wav = Token2Wav::load(&dir, &device)?;
+        let speakers = load_speakers(&dir)?;
+        info!(
+            "loaded the qwen profile from {} in {:.1} s (voices: {})",
+            dir.display(),
+            start.elapsed().as_secs_f64(),
+            speakers.names().collect::<Vec<_>>().join(", ")
+        );
+        Ok(Self {
+            dir,
+            vad,
+            thinker: Arc::new(thinker),
+            tokenizer,
+            talker,
+            token2wav: Arc::new(token2wav),
+            speakers,
+            talker_settings: QwenTalkerSettings::default(),
+        })
+    }
+
+    /// How sessions' Talkers speak from now on.
+    pub fn set_talker_settings(&mut self, settings: QwenTalkerSettings) {
+        self.talker_settings = settings;
+    }
+
+    /// A fresh VAD stream over the shared weights.
+    pub fn vad(&self) -> SileroVad {
+        let mut vad = self.vad.clone();
+        vad.reset();
+        vad
+    }
+
+    /// A new conversation over the shared Thinker weights.
+    pub fn thinker(&self, settings: &GenerationSettings) -> QwenSession {
+        let mut thinker = QwenThinker::clone(&self.thinker);
+        thinker.text_model().clear_cache();
+        QwenSession::new(thinker, self.tokenizer.clone(), session_config(settings))
+    }
+
+    /// A Talker speaking with `voice` (a name in the checkpoint's `spk_dict`; `None` or an
+    /// unknown name: Chelsie, the published default).
+    pub fn talker(&self, voice: Option<&str>) -> anyhow::Result<QwenTalker> {
+        let speaker = self.speaker(voice)?;
+        let models = QwenVoiceModels {
+            thinker: Arc::clone(&self.thinker),
+            talker: self.talker.clone(),
+            token2wav: Arc::clone(&self.token2wav),
+        };
+        Ok(QwenTalker::new(models, speaker, self.talker_settings)?)
+    }
+
+    fn speaker(&self, voice: Option<&str>) -> anyhow::Result<&Speaker> {
+        if let Some(name) = voice
+            && let Ok(speaker) = self.speakers.get(name)
+        {
+            return Ok(speaker);
+        }
+        Ok(self.speakers.get(DEFAULT_SPEAKER)?)
+    }
+}
+
+/// The voices: `spk_dict.safetensors` (from `parley models speakers DIR`) when present, else the
+/// checkpoint's own `spk_dict.pt`.
+fn load_speakers(dir: &Path) -> anyhow::Result<Speakers> {
+    let converted = dir.join("spk_dict.safetensors");
+    if converted.is_file() {
+        return Ok(Speakers::load(&converted)?);
+    }
+    let pickle = dir.join("spk_dict.pt");
+    Speakers::from_torch(&pickle).with_context(|| {
+        format!(
+            "the qwen profile speaks with the voices of {} (a Qwen2.5-Omni checkpoint has it)",
+            pickle.display()
+        )
+    })
+}
+
+fn session_config(settings: &GenerationSettings) -> SessionConfig {
+    SessionConfig {
+        system_prompt: settings.system_prompt.clone(),
+        temperature: settings.temperature,
+        top_p: settings.top_p,
+        max_tokens: settings.max_tokens,
+        ..SessionConfig::default()
+    }
+}
+
+impl SessionThinker for QwenSession {
+    fn configure(&mut self, settings: &GenerationSettings) -> Result<(), QwenError> {
+        self.set_config(SessionConfig {
+            seed: self.config().seed,
+            ..session_config(settings)
+        });
+        Ok(())
+    }
+
+    fn hears_speech(&self) -> bool {
+        true
+    }
+
+    fn begin_spoken_turn(&mut self) -> Result<(), QwenError> {
+        self.begin_audio_turn()
+    }
+
+    fn push_speech(&mut self, samples: &[f32]) -> Result<(), QwenError> {
+        self.push_audio(samples).map(|_| ())
+    }
+
+    fn end_spoken_turn(&mut self) -> Result<(), QwenError> {
+        self.end_audio_turn()
+    }
+}
