@@ -51,8 +51,6 @@ pub enum Models {
 pub struct Engine {
     models: Models,
     defaults: EngineDefaults,
-    /// The Talker's voice (qwen: a speaker of the checkpoint); `None`: its default.
-    voice: Option<String>,
     sessions_started: AtomicU64,
 }
 
@@ -71,23 +69,33 @@ pub struct SessionHandle {
 }
 
 impl Engine {
-    pub fn new(models: impl Into<Models>, defaults: EngineDefaults) -> Arc<Self> {
-        Self::with_voice(models, defaults, None)
-    }
-
-    /// An engine whose sessions speak with `voice` (qwen: `Chelsie` or `Ethan`).
-    pub fn with_voice(
+    /// An engine on `models`. `defaults.voice` (empty: the Talker's default) must be one of the
+    /// models' voices, which become the ones sessions may choose from.
+    pub fn new(
         models: impl Into<Models>,
-        defaults: EngineDefaults,
-        voice: Option<String>,
-    ) -> Arc<Self> {
+        mut defaults: EngineDefaults,
+    ) -> anyhow::Result<Arc<Self>> {
         let models = models.into();
-        Arc::new(Self {
+        defaults.voices = models.voices();
+        defaults.voice = if defaults.voice.is_empty() {
+            defaults.voices.first().cloned().unwrap_or_default()
+        } else {
+            defaults
+                .find_voice(&defaults.voice)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no voice {:?}: the loaded Talker speaks with {}",
+                        defaults.voice,
+                        defaults.voices.join(", ")
+                    )
+                })?
+                .to_string()
+        };
+        Ok(Arc::new(Self {
             models,
             defaults,
-            voice,
             sessions_started: AtomicU64::new(0),
-        })
+        }))
     }
 
     /// Loads the models `config` asks for, with its session defaults.
@@ -112,11 +120,7 @@ impl Engine {
                 Models::Qwen(QwenModels::load(&config.models_dir, model)?)
             }
         };
-        Ok(Self::with_voice(
-            models,
-            defaults,
-            config.session.voice.clone(),
-        ))
+        Self::new(models, defaults)
     }
 
     pub fn defaults(&self) -> &EngineDefaults {
@@ -152,7 +156,7 @@ impl Engine {
             }
             Models::Qwen(models) => {
                 let thinker = models.thinker(&thinker_config(&settings));
-                let talker = models.talker(self.voice.as_deref())?;
+                let talker = models.talker(&settings.voice)?;
                 (
                     models.vad(),
                     Ears::Thinker,
@@ -185,6 +189,16 @@ pub fn thinker_config(settings: &Settings) -> GenerationSettings {
         temperature: settings.temperature,
         top_p: settings.top_p,
         max_tokens: settings.max_output_tokens,
+    }
+}
+
+impl Models {
+    /// The voices the profile's Talker speaks with, its default first.
+    pub fn voices(&self) -> Vec<String> {
+        match self {
+            Models::Cpu(_) => vec![parley_talker::hibari::talker::HIBARI_VOICE.to_string()],
+            Models::Qwen(models) => models.voices(),
+        }
     }
 }
 

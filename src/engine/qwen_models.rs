@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use parley_models::catalog::SILERO_VAD;
-use parley_talker::qwen::speakers::{DEFAULT_SPEAKER, Speaker, Speakers};
+use parley_talker::qwen::speakers::Speakers;
 use parley_talker::qwen::streaming_talker::{QwenTalker, QwenTalkerSettings, QwenVoiceModels};
 use parley_talker::qwen::talker_model::TalkerModel;
 use parley_talker::qwen::token2wav::Token2Wav;
@@ -33,7 +33,7 @@ pub struct QwenModels {
     tokenizer: QwenTokenizer,
     talker: TalkerModel,
     token2wav: Arc<Token2Wav>,
-    speakers: Speakers,
+    speakers: Arc<Speakers>,
     talker_settings: QwenTalkerSettings,
 }
 
@@ -74,7 +74,7 @@ impl QwenModels {
             tokenizer,
             talker,
             token2wav: Arc::new(token2wav),
-            speakers,
+            speakers: Arc::new(speakers),
             talker_settings: QwenTalkerSettings::default(),
         })
     }
@@ -98,25 +98,20 @@ impl QwenModels {
         QwenSession::new(thinker, self.tokenizer.clone(), session_config(settings))
     }
 
-    /// A Talker speaking with `voice` (a name in the checkpoint's `spk_dict`; `None` or an
-    /// unknown name: Chelsie, the published default).
-    pub fn talker(&self, voice: Option<&str>) -> anyhow::Result<QwenTalker> {
-        let speaker = self.speaker(voice)?;
+    /// A Talker speaking with `voice` (a name in the checkpoint's `spk_dict`, any case).
+    pub fn talker(&self, voice: &str) -> anyhow::Result<QwenTalker> {
         let models = QwenVoiceModels {
             thinker: Arc::clone(&self.thinker),
             talker: self.talker.clone(),
             token2wav: Arc::clone(&self.token2wav),
+            speakers: Arc::clone(&self.speakers),
         };
-        Ok(QwenTalker::new(models, speaker, self.talker_settings)?)
+        Ok(QwenTalker::new(models, voice, self.talker_settings)?)
     }
 
-    fn speaker(&self, voice: Option<&str>) -> anyhow::Result<&Speaker> {
-        if let Some(name) = voice
-            && let Ok(speaker) = self.speakers.get(name)
-        {
-            return Ok(speaker);
-        }
-        Ok(self.speakers.get(DEFAULT_SPEAKER)?)
+    /// The checkpoint's voices, the published default (Chelsie) first when it has it.
+    pub fn voices(&self) -> Vec<String> {
+        self.speakers.names_default_first()
     }
 }
 
@@ -124,16 +119,21 @@ impl QwenModels {
 /// checkpoint's own `spk_dict.pt`.
 fn load_speakers(dir: &Path) -> anyhow::Result<Speakers> {
     let converted = dir.join("spk_dict.safetensors");
-    if converted.is_file() {
-        return Ok(Speakers::load(&converted)?);
+    let speakers = if converted.is_file() {
+        Speakers::load(&converted)?
+    } else {
+        let pickle = dir.join("spk_dict.pt");
+        Speakers::from_torch(&pickle).with_context(|| {
+            format!(
+                "the qwen profile speaks with the voices of {} (a Qwen2.5-Omni checkpoint has it)",
+                pickle.display()
+            )
+        })?
+    };
+    if speakers.names().next().is_none() {
+        anyhow::bail!("{}: the checkpoint has no voices", dir.display());
     }
-    let pickle = dir.join("spk_dict.pt");
-    Speakers::from_torch(&pickle).with_context(|| {
-        format!(
-            "the qwen profile speaks with the voices of {} (a Qwen2.5-Omni checkpoint has it)",
-            pickle.display()
-        )
-    })
+    Ok(speakers)
 }
 
 fn session_config(settings: &GenerationSettings) -> SessionConfig {

@@ -83,6 +83,9 @@ struct SpokenTurn {
     begun: bool,
     /// 16 kHz stream position up to which the speech was sent.
     sent_to: u64,
+    /// Committed without an answer (`create_response: false`): it waits for `response.create`,
+    /// and speech that follows joins it.
+    committed: bool,
 }
 
 /// Speech sent to a hearing Thinker in pieces of at least this many 16 kHz samples (0.2 s):
@@ -504,6 +507,14 @@ impl<O: Outbox> Session<O> {
                         create.event_id,
                     );
                 }
+                if self.spoken.is_some_and(|t| t.committed) {
+                    // The committed speech (and any that followed) is the turn.
+                    self.feed_spoken_turn(Some(self.stream_position()));
+                    self.spoken = None;
+                    self.user_item = None;
+                    self.finish_playing_response();
+                    return self.start_response(UserTurn::Spoken, TurnClock::default(), false);
+                }
                 if self.pending_user_text.is_empty() {
                     return self.error(
                         "nothing_to_answer",
@@ -540,7 +551,15 @@ impl<O: Outbox> Session<O> {
         }
     }
 
-    fn apply_settings(&mut self, config: SessionConfig, settings: Settings) {
+    fn apply_settings(&mut self, mut config: SessionConfig, settings: Settings) {
+        // The voice as the Talker spells it ("ethan" -> "Ethan").
+        if let Some(output) = config.audio.as_mut().and_then(|a| a.output.as_mut())
+            && output.voice.is_some()
+        {
+            output.voice = Some(parley_protocol::session::Voice::Named(
+                settings.voice.clone(),
+            ));
+        }
         if settings.endpoint != self.settings.endpoint {
             // A new endpointer starts idle; an open user turn is dropped with it.
             self.endpointer = match settings.endpoint.clone().map(Endpointer::new).transpose() {
@@ -571,6 +590,15 @@ impl<O: Outbox> Session<O> {
                 self.closed = true;
             }
         }
+        if settings.voice != self.settings.voice
+            && self
+                .workers
+                .commands
+                .send(ThinkerCommand::Voice(settings.voice.clone()))
+                .is_err()
+        {
+            self.closed = true;
+        }
         self.settings = settings;
         self.config = config;
         let event = ServerEvent::SessionUpdated(SessionUpdated {
@@ -582,6 +610,14 @@ impl<O: Outbox> Session<O> {
 
     fn on_item_create(&mut self, create: parley_protocol::events::ConversationItemCreate) {
         let ConversationItem::Message(message) = &create.item;
+        if self.spoken.is_some_and(|t| t.committed) {
+            return self.error(
+                "conversation_already_has_pending_speech",
+                "a committed spoken turn waits for response.create; answer it before adding text"
+                    .to_string(),
+                create.event_id,
+            );
+        }
         if message.role != Role::User {
             return self.error(
                 "unsupported",
@@ -794,8 +830,12 @@ impl<O: Outbox> Session<O> {
         }
     }
 
-    /// The spoken turn ends without an answer: the Thinker forgets it.
+    /// The spoken turn ends without an answer: the Thinker forgets it (not a committed one,
+    /// which is conversation history).
     fn drop_spoken_turn(&mut self) {
+        if self.spoken.is_some_and(|t| t.committed) {
+            return;
+        }
         if let Some(turn) = self.spoken.take()
             && turn.begun
             && self.workers.commands.send(ThinkerCommand::Retract).is_err()
@@ -846,11 +886,21 @@ impl<O: Outbox> Session<O> {
                         .max(self.input_start);
                 self.user_item = Some((item_id.clone(), start));
                 if matches!(self.ears, Ears::Thinker) {
-                    self.drop_spoken_turn();
-                    self.spoken = Some(SpokenTurn {
-                        begun: false,
-                        sent_to: start,
-                    });
+                    self.spoken = match self.spoken {
+                        // More speech for a committed turn still waiting for its answer.
+                        Some(turn) if turn.committed => Some(SpokenTurn {
+                            sent_to: start,
+                            ..turn
+                        }),
+                        _ => {
+                            self.drop_spoken_turn();
+                            Some(SpokenTurn {
+                                begun: false,
+                                sent_to: start,
+                                committed: false,
+                            })
+                        }
+                    };
                 }
                 let event =
                     ServerEvent::InputAudioBufferSpeechStarted(InputAudioBufferSpeechStarted {
@@ -1072,7 +1122,7 @@ impl<O: Outbox> Session<O> {
             MODEL_INPUT_RATE,
         );
         self.user_item = None;
-        if !self.settings.create_response || self.draining {
+        if self.draining {
             self.drop_spoken_turn();
             self.turns.no_response();
             return;
@@ -1080,7 +1130,13 @@ impl<O: Outbox> Session<O> {
         // A barge-in's cancelled response is gone by now; a playing one is over.
         self.finish_playing_response();
         self.feed_spoken_turn(Some(end));
-        self.spoken = None;
+        let answer_now = self.settings.create_response;
+        if answer_now {
+            self.spoken = None;
+        } else if let Some(turn) = self.spoken.as_mut() {
+            // The Thinker keeps the speech; `response.create` answers it.
+            turn.committed = true;
+        }
         info!("{}: user spoke (heard by the Thinker)", self.name);
         let previous = self.last_item_id.replace(item_id.clone());
         let committed = ServerEvent::InputAudioBufferCommitted(InputAudioBufferCommitted {
@@ -1112,7 +1168,11 @@ impl<O: Outbox> Session<O> {
         if let (Some(end), Some(decided)) = (clock.speech_end, clock.endpoint) {
             self.metrics.observe(Stage::Endpoint, decided - end);
         }
-        self.start_response(UserTurn::Spoken, clock, false);
+        if answer_now {
+            self.start_response(UserTurn::Spoken, clock, false);
+        } else {
+            self.turns.no_response();
+        }
     }
 
     // ---------------------------------------------------------------------------------------

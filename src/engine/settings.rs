@@ -4,7 +4,7 @@ use parley_audio_io::constants::WIRE_PCM_RATE;
 use parley_protocol::BinaryCodec;
 use parley_protocol::session::{
     AudioFormat, AudioInputConfig, AudioOutputConfig, BinaryAudioConfig, MaxOutputTokens, Modality,
-    ParleySessionConfig, ServerVad, SessionAudio, SessionConfig, SessionType, TurnDetection,
+    ParleySessionConfig, ServerVad, SessionAudio, SessionConfig, SessionType, TurnDetection, Voice,
 };
 use parley_thinker::vad::EndpointConfig;
 
@@ -26,6 +26,11 @@ pub struct EngineDefaults {
     pub audio_lead_ms: u32,
     /// Speaking rate of the Talker.
     pub speed: f32,
+    /// The voice sessions start with (one of `voices`; the engine fills both from the loaded
+    /// Talker, and an empty `voice` means the Talker's default).
+    pub voice: String,
+    /// The voices `session.update` may choose from.
+    pub voices: Vec<String>,
 }
 
 impl Default for EngineDefaults {
@@ -51,7 +56,17 @@ impl EngineDefaults {
             min_interrupt_speech_ms: session.min_interrupt_speech_ms,
             audio_lead_ms: 300,
             speed: 1.0,
+            voice: session.voice.clone().unwrap_or_default(),
+            voices: Vec::new(),
         }
+    }
+
+    /// `name` as the Talker spells it, if it is one of `voices` (any case).
+    pub fn find_voice(&self, name: &str) -> Option<&str> {
+        self.voices
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(name))
+            .map(String::as_str)
     }
 }
 
@@ -72,6 +87,8 @@ pub struct Settings {
     pub binary: Option<BinaryCodec>,
     pub speed: f32,
     pub audio_lead_ms: u32,
+    /// The Talker's voice, as the Talker spells it.
+    pub voice: String,
 }
 
 impl Settings {
@@ -162,7 +179,27 @@ impl Settings {
                 "audio.output.speed must be in [0.25, 4], got {speed}"
             ));
         }
+        let voice = match output.and_then(|o| o.voice.as_ref()) {
+            None => defaults.voice.clone(),
+            Some(Voice::Named(name)) => defaults
+                .find_voice(name)
+                .ok_or_else(|| {
+                    format!(
+                        "audio.output.voice: no voice {name:?}; this server speaks with {}",
+                        defaults.voices.join(", ")
+                    )
+                })?
+                .to_string(),
+            Some(Voice::Custom { id }) => {
+                return Err(format!(
+                    "audio.output.voice: custom voices ({id}) are not supported; this server \
+                     speaks with {}",
+                    defaults.voices.join(", ")
+                ));
+            }
+        };
         Ok(Self {
+            voice,
             instructions: config
                 .instructions
                 .clone()
@@ -214,7 +251,7 @@ pub fn initial_session(
             }),
             output: Some(AudioOutputConfig {
                 format: Some(AudioFormat::pcm_wire()),
-                voice: None,
+                voice: (!defaults.voice.is_empty()).then(|| Voice::Named(defaults.voice.clone())),
                 speed: Some(f64::from(defaults.speed)),
             }),
         }),

@@ -53,6 +53,8 @@ pub enum ThinkerCommand {
     Retract,
     /// New generation settings (from `session.update`).
     Configure(GenerationSettings),
+    /// The Talker's voice from the next answer on (one of its `voices`, from `session.update`).
+    Voice(String),
 }
 
 /// What the user said.
@@ -156,6 +158,7 @@ enum TalkerCommand {
     Finish {
         seq: u64,
     },
+    Voice(String),
 }
 
 /// The running model threads of one session. Dropping the command sender ends them.
@@ -289,6 +292,12 @@ fn run_thinker<T: SessionThinker>(
                         })
                         .is_err()
                 {
+                    return;
+                }
+            }
+            ThinkerCommand::Voice(voice) => {
+                // In order with the answers: it reaches the Talker before the next one starts.
+                if talker.send(TalkerCommand::Voice(voice)).is_err() {
                     return;
                 }
             }
@@ -514,6 +523,12 @@ fn apply<K: Talker>(
             if let Some(s) = current.as_mut().filter(|s| s.seq == seq) {
                 s.finished = true;
                 talker.finish();
+            }
+        }
+        TalkerCommand::Voice(voice) => {
+            // The session only sends voices of `Talker::voices`.
+            if let Err(e) = talker.set_voice(&voice) {
+                warn!("the Talker cannot speak with {voice:?}: {e}");
             }
         }
     }

@@ -16,7 +16,7 @@
 //!
 //! [session]                       # what a new session starts with; clients may change it
 //! instructions = "You are a helpful voice assistant."
-//! voice = "default"
+//! voice = "heart"                # cpu: heart; qwen: a speaker of the checkpoint (Chelsie, Ethan)
 //! temperature = 0.7
 //! max_output_tokens = 256
 //! vad_threshold = 0.5

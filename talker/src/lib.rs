@@ -35,6 +35,13 @@ pub trait Talker: Send {
     /// Drops the current answer (barge-in) and starts clean.
     fn reset(&mut self);
 
+    /// The voices this Talker speaks with; the first is its default.
+    fn voices(&self) -> Vec<String>;
+
+    /// Speaks with `voice` (one of [`Talker::voices`], any case) from the next answer on; an
+    /// answer in progress keeps its voice.
+    fn set_voice(&mut self, voice: &str) -> Result<(), Self::Error>;
+
     /// The phrase the chunk last returned by `next_chunk` belongs to: its text and its length
     /// in samples, when the Talker knows them. The engine uses them to keep only what the
     /// listener heard after a barge-in.

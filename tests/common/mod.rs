@@ -38,7 +38,7 @@ pub fn engine() -> &'static Arc<Engine> {
             temperature: 0.0,
             ..EngineDefaults::default()
         };
-        Engine::new(models, defaults)
+        Engine::new(models, defaults).unwrap()
     })
 }
 

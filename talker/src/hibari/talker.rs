@@ -43,7 +43,12 @@ pub enum HibariError {
     Vocoder(#[from] SpectraError),
     #[error("the answer was already finished; reset the Talker before the next one")]
     AnswerFinished,
+    #[error("hibari has no voice {name:?}; it speaks only with {HIBARI_VOICE}")]
+    UnknownVoice { name: String },
 }
+
+/// hibari's one voice (its `voices.json`): distilled from Kokoro-82M's `af_heart`.
+pub const HIBARI_VOICE: &str = "heart";
 
 /// Settings of the streaming Talker.
 #[derive(Debug, Clone, PartialEq)]
@@ -457,6 +462,20 @@ impl Talker for HibariTalker {
         self.playing = None;
         self.calls = 0;
         self.finished = false;
+    }
+
+    fn voices(&self) -> Vec<String> {
+        vec![HIBARI_VOICE.to_string()]
+    }
+
+    fn set_voice(&mut self, voice: &str) -> Result<(), HibariError> {
+        if voice.eq_ignore_ascii_case(HIBARI_VOICE) {
+            Ok(())
+        } else {
+            Err(HibariError::UnknownVoice {
+                name: voice.to_string(),
+            })
+        }
     }
 
     fn spoken_phrase(&self) -> Option<(&str, u64)> {

@@ -189,6 +189,18 @@ impl Speakers {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
     }
+
+    /// The names with the published default ([`DEFAULT_SPEAKER`]) first, when present.
+    pub fn names_default_first(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names().map(str::to_string).collect();
+        if let Some(at) = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(DEFAULT_SPEAKER))
+        {
+            names[..=at].rotate_right(1);
+        }
+        names
+    }
 }
 
 /// The object stored in a torch zip archive's `data.pkl`.

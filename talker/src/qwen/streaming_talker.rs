@@ -20,7 +20,7 @@ use parley_thinker::stream::{CancelGuard, Step};
 use super::codec_sampling::CodecSampling;
 use super::dit::SpeakerConditioning;
 use super::sampler::{SampleError, SamplerSettings};
-use super::speakers::Speaker;
+use super::speakers::{Speakers, SpeakersError};
 use super::talker_model::TalkerModel;
 use super::talker_session::{CodecStream, TalkerPrompt};
 use super::token2wav::Token2Wav;
@@ -64,6 +64,8 @@ pub enum QwenTalkerError {
     Token2Wav(#[from] SampleError),
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    #[error(transparent)]
+    Voice(#[from] SpeakersError),
     #[error(
         "Qwen's Talker speaks from the Thinker's hidden states, and this token has none: pair it \
          with the Qwen Thinker"
@@ -81,6 +83,8 @@ pub struct QwenVoiceModels {
     /// Cloned per session (shared weights, its own KV cache).
     pub talker: TalkerModel,
     pub token2wav: Arc<Token2Wav>,
+    /// The checkpoint's voices (`spk_dict`).
+    pub speakers: Arc<Speakers>,
 }
 
 /// One answer in progress.
@@ -94,13 +98,22 @@ struct Answer {
     codes_finished: bool,
 }
 
+/// A voice ready to speak with: its text-BOS id and its Token2Wav conditioning.
+#[derive(Debug)]
+struct Voice {
+    name: String,
+    bos: u32,
+    conditioning: SpeakerConditioning,
+}
+
 /// One session's streaming Qwen Talker.
 #[derive(Debug)]
 pub struct QwenTalker {
     models: QwenVoiceModels,
     talker: TalkerModel,
-    speaker_bos: u32,
-    speaker: SpeakerConditioning,
+    voice: Voice,
+    /// The voice the next answer speaks with (`set_voice` during an answer).
+    next_voice: Option<Voice>,
     device: candle_core::Device,
     settings: QwenTalkerSettings,
     answer: Option<Answer>,
@@ -108,25 +121,42 @@ pub struct QwenTalker {
 }
 
 impl QwenTalker {
-    /// A Talker speaking with `speaker`'s voice.
+    /// A Talker speaking with `voice` (a speaker of the checkpoint's `spk_dict`, any case).
     pub fn new(
         models: QwenVoiceModels,
-        speaker: &Speaker,
+        voice: &str,
         settings: QwenTalkerSettings,
     ) -> Result<Self, QwenTalkerError> {
+        let device = models.speakers.get(voice)?.cond.device().clone();
+        let voice = Self::prepare_voice(&models, voice)?;
+        Ok(Self {
+            device,
+            talker: models.talker.clone(),
+            models,
+            voice,
+            next_voice: None,
+            settings,
+            answer: None,
+            answers: 0,
+        })
+    }
+
+    /// The voice the current (or next) answer speaks with.
+    pub fn voice(&self) -> &str {
+        &self.voice.name
+    }
+
+    /// Looks `name` up and runs the speaker encoder on its reference mel once.
+    fn prepare_voice(models: &QwenVoiceModels, name: &str) -> Result<Voice, QwenTalkerError> {
+        let speaker = models.speakers.get(name)?;
         let conditioning = models
             .token2wav
             .dit
             .speaker_conditioning(&speaker.cond, &speaker.ref_mel)?;
-        Ok(Self {
-            device: speaker.cond.device().clone(),
-            talker: models.talker.clone(),
-            models,
-            speaker_bos: speaker.bos_token,
-            speaker: conditioning,
-            settings,
-            answer: None,
-            answers: 0,
+        Ok(Voice {
+            name: speaker.name.clone(),
+            bos: speaker.bos_token,
+            conditioning,
         })
     }
 
@@ -174,6 +204,9 @@ impl crate::Talker for QwenTalker {
     type Error = QwenTalkerError;
 
     fn start_answer(&mut self, context: Option<AnswerContext>) -> Result<(), QwenTalkerError> {
+        if let Some(voice) = self.next_voice.take() {
+            self.voice = voice;
+        }
         self.answer = Some(self.new_answer(context)?);
         Ok(())
     }
@@ -183,7 +216,7 @@ impl crate::Talker for QwenTalker {
             return Err(QwenTalkerError::NoStates);
         };
         let state = (hidden.to_dtype(DType::F32)? + embedding.to_dtype(DType::F32)?)?;
-        let speaker_bos = self.speaker_bos;
+        let speaker_bos = self.voice.bos;
         let (sampling, max_codes) = (self.settings.codec, self.settings.max_codes);
         let thinker = Arc::clone(&self.models.thinker);
         let answer = self.answer.as_mut().ok_or(QwenTalkerError::NoContext)?;
@@ -233,7 +266,10 @@ impl crate::Talker for QwenTalker {
             if cancel.is_cancelled() {
                 return Ok(Step::Done);
             }
-            match answer.audio.next_audio(&token2wav, &self.speaker, cancel) {
+            match answer
+                .audio
+                .next_audio(&token2wav, &self.voice.conditioning, cancel)
+            {
                 Ok(Step::Ready(pcm)) => return Ok(Step::Ready(pcm)),
                 Ok(Step::Done) | Err(SampleError::Cancelled) => return Ok(Step::Done),
                 Ok(Step::Pending) => {}
@@ -269,5 +305,20 @@ impl crate::Talker for QwenTalker {
     fn reset(&mut self) {
         self.answer = None;
         self.talker.clear_cache();
+    }
+
+    fn voices(&self) -> Vec<String> {
+        self.models.speakers.names_default_first()
+    }
+
+    fn set_voice(&mut self, voice: &str) -> Result<(), QwenTalkerError> {
+        let voice = Self::prepare_voice(&self.models, voice)?;
+        if self.answer.is_some() {
+            self.next_voice = Some(voice);
+        } else {
+            self.voice = voice;
+            self.next_voice = None;
+        }
+        Ok(())
     }
 }
