@@ -38,7 +38,7 @@ fn engine(max_output_tokens: usize, min_codes: usize) -> Arc<Engine> {
         instructions: parley_thinker::qwen::SPEECH_SYSTEM_PROMPT.to_string(),
         ..EngineDefaults::default()
     };
-    Engine::new(models, defaults)
+    Engine::new(models, defaults).unwrap()
 }
 
 async fn start(engine: Arc<Engine>) -> LocalServer {
@@ -189,6 +189,157 @@ async fn barge_in_cancels_the_qwen_answer_and_the_next_spoken_turn_is_answered()
     events
         .wait_for("response.output_audio.delta", Duration::from_secs(30))
         .await;
+    mic.stop().await;
+    server.stop().await.unwrap();
+}
+
+async fn update_session(mic: &Mic, json: &str) {
+    let session: parley_protocol::session::SessionConfig = serde_json::from_str(json).unwrap();
+    mic.send(parley_protocol::ClientEvent::SessionUpdate(
+        parley_protocol::events::SessionUpdate {
+            event_id: None,
+            session: Box::new(session),
+        },
+    ))
+    .await;
+}
+
+fn voice_of(session: &parley_protocol::session::SessionConfig) -> Option<String> {
+    match session.audio.as_ref()?.output.as_ref()?.voice.as_ref()? {
+        parley_protocol::session::Voice::Named(name) => Some(name.clone()),
+        parley_protocol::session::Voice::Custom { id } => Some(id.clone()),
+    }
+}
+
+/// One spoken question answered: the answer's audio.
+async fn answer_audio(mic: &Mic, events: &mut Events) -> Vec<f32> {
+    let seen_before = events.seen.len();
+    mic.say(wav_24k("q_weather_today.wav")).await;
+    events
+        .wait_for("response.done", Duration::from_secs(60))
+        .await;
+    let mut audio = Vec::new();
+    for (_, e) in &events.seen[seen_before..] {
+        if let ServerEvent::ResponseOutputAudioDelta(d) = e {
+            d.delta.append_samples(&mut audio);
+        }
+    }
+    audio
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_speaks_with_the_voice_it_chooses_and_an_unknown_voice_is_refused() {
+    let server = start(engine(3, 40)).await;
+
+    // The default voice, as session.created says.
+    let client = RealtimeClient::connect(&server.url, None).await.unwrap();
+    let (tx, rx) = client.split();
+    let mut events = Events::new(rx);
+    let (_, created) = events
+        .wait_for("session.created", Duration::from_secs(10))
+        .await;
+    let ServerEvent::SessionCreated(created) = created else {
+        unreachable!()
+    };
+    assert_eq!(voice_of(&created.session).as_deref(), Some("Chelsie"));
+    let mic = Mic::start(tx);
+    let chelsie = answer_audio(&mic, &mut events).await;
+    mic.stop().await;
+
+    // Another session picks Ethan (any case), then asks for a voice the checkpoint lacks.
+    let (mic, mut events) = connect(&server.url).await;
+    update_session(&mic, r#"{"audio":{"output":{"voice":"ethan"}}}"#).await;
+    let (_, updated) = events
+        .wait_for("session.updated", Duration::from_secs(10))
+        .await;
+    let ServerEvent::SessionUpdated(updated) = updated else {
+        unreachable!()
+    };
+    assert_eq!(voice_of(&updated.session).as_deref(), Some("Ethan"));
+    update_session(&mic, r#"{"audio":{"output":{"voice":"alloy"}}}"#).await;
+    let (_, error) = events.wait_for("error", Duration::from_secs(10)).await;
+    let ServerEvent::Error(error) = error else {
+        unreachable!()
+    };
+    assert_eq!(error.error.code.as_deref(), Some("invalid_value"));
+    assert!(
+        error.error.message.contains("alloy") && error.error.message.contains("Chelsie, Ethan"),
+        "{}",
+        error.error.message
+    );
+    // The refused update changed nothing: the session goes on, in Ethan's voice.
+    let ethan = answer_audio(&mic, &mut events).await;
+    mic.stop().await;
+
+    // Same question, same greedy Thinker, same seeds: only the voice differs, and so does the
+    // audio (another text-BOS for the Talker, another speaker conditioning for Token2Wav).
+    assert!(!chelsie.is_empty() && !ethan.is_empty());
+    assert_ne!(
+        chelsie, ethan,
+        "Ethan's answer sounds exactly like Chelsie's"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_create_response_off_a_spoken_turn_waits_for_response_create() {
+    let server = start(engine(3, 40)).await;
+    let (mic, mut events) = connect(&server.url).await;
+    update_session(
+        &mic,
+        r#"{"audio":{"input":{"turn_detection":{"type":"server_vad","create_response":false}}}}"#,
+    )
+    .await;
+    events
+        .wait_for("session.updated", Duration::from_secs(10))
+        .await;
+    mic.say(wav_24k("q_weather_today.wav")).await;
+    events
+        .wait_for("input_audio_buffer.committed", Duration::from_secs(15))
+        .await;
+    events.drain_for(Duration::from_millis(1500)).await;
+    assert_eq!(events.count("response.created"), 0, "answered on its own");
+    assert_eq!(events.count("conversation.item.done"), 1);
+
+    // Text cannot be slipped in before the spoken turn is answered.
+    mic.send(parley_protocol::ClientEvent::ConversationItemCreate(
+        parley_protocol::events::ConversationItemCreate {
+            event_id: None,
+            previous_item_id: None,
+            item: parley_protocol::conversation::ConversationItem::user_text("And tomorrow?"),
+        },
+    ))
+    .await;
+    let (_, error) = events.wait_for("error", Duration::from_secs(10)).await;
+    let ServerEvent::Error(error) = error else {
+        unreachable!()
+    };
+    assert_eq!(
+        error.error.code.as_deref(),
+        Some("conversation_already_has_pending_speech")
+    );
+
+    mic.send(parley_protocol::ClientEvent::ResponseCreate(
+        parley_protocol::events::ResponseCreate {
+            event_id: None,
+            response: None,
+        },
+    ))
+    .await;
+    events
+        .wait_for("response.created", Duration::from_secs(10))
+        .await;
+    let (_, done) = events
+        .wait_for("response.done", Duration::from_secs(60))
+        .await;
+    let ServerEvent::ResponseDone(done) = done else {
+        unreachable!()
+    };
+    assert_eq!(done.response.status, Some(ResponseStatus::Incomplete));
+    assert!(
+        !audio_of(&events).is_empty(),
+        "the spoken turn was not answered in audio"
+    );
     mic.stop().await;
     server.stop().await.unwrap();
 }
