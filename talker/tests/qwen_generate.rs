@@ -1,8 +1,9 @@
 //! Thinker -> Talker as transformers 5.23.0 runs `Qwen2_5OmniForConditionalGeneration.generate`
-//! (greedy, 8 text tokens, 64 codes, penalty 1.05, BOS suppressed, speaker Chelsie) on the tiny
-//! full checkpoint of `tools/reference/qwen_generate_golden.py`: the same text ids and the same
-//! codec ids, exactly. And the codec stream fed one Thinker token at a time waits (`Pending`) for
-//! text it does not have yet, then gives the same codes.
+//! (greedy, 8 text tokens, 64 codes, penalty 1.05, BOS suppressed, speaker Chelsie) on the two tiny
+//! full checkpoints of `tools/reference/qwen_generate_golden.py` (tiny_full asked by text,
+//! tiny_full_b by voice): the same text ids and the same codec ids, exactly. And the codec
+//! stream fed one Thinker token at a time waits (`Pending`) for text it does not have yet, then
+//! gives the same codes.
 
 #[path = "../../thinker/tests/support/tensors.rs"]
 mod tensors;
@@ -15,27 +16,47 @@ use candle_core::{Device, Tensor};
 use parley_talker::qwen::reference_check;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen_omni/tiny_full")
+    config_dir("tiny_full")
+}
+
+fn config_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/goldens/qwen_omni")
+        .join(name)
 }
 
 fn ids(t: &Tensor) -> Vec<i64> {
     t.flatten_all().unwrap().to_vec1::<i64>().unwrap()
 }
 
-#[test]
-fn greedy_generate_gives_the_reference_text_and_codes() {
+fn assert_generate_matches(name: &str) {
+    let dir = config_dir(name);
     let out = tempfile::NamedTempFile::new().unwrap();
     reference_check::run(
-        &dir().join("checkpoint"),
+        &dir.join("checkpoint"),
         "generate",
-        &dir().join("generate_inputs.safetensors"),
+        &dir.join("generate_inputs.safetensors"),
         out.path(),
     )
     .unwrap();
     let ours = load(out.path());
-    let golden = load(&dir().join("generate.safetensors"));
-    assert_eq!(ids(&ours["text_ids"]), ids(&golden["text_ids"]));
-    assert_eq!(ids(&ours["codec_ids"]), ids(&golden["codec_ids"]));
+    let golden = load(&dir.join("generate.safetensors"));
+    assert_eq!(ids(&ours["text_ids"]), ids(&golden["text_ids"]), "{name}");
+    assert_eq!(ids(&ours["codec_ids"]), ids(&golden["codec_ids"]), "{name}");
+}
+
+#[test]
+fn greedy_generate_gives_the_reference_text_and_codes() {
+    assert_generate_matches("tiny_full");
+}
+
+#[test]
+fn greedy_generate_on_a_spoken_prompt_gives_the_reference_text_and_codes() {
+    // Another Thinker layout (rope_parameters, GQA 3:1, 0.5 s blocks), another Talker shape and
+    // codec ids, audio positions in the Talker's prompt.
+    let inputs = load(&config_dir("tiny_full_b").join("generate_inputs.safetensors"));
+    assert_eq!(inputs["input_features"].dims(), [128, 70]);
+    assert_generate_matches("tiny_full_b");
 }
 
 #[test]
