@@ -65,11 +65,8 @@ fn talker_with_an_answer(fixture: &mut Fixture) -> QwenTalker {
     talker
         .start_answer(session.answer_context().unwrap())
         .unwrap();
-    loop {
-        match session.next_event(&CancelGuard::never()).unwrap() {
-            ThinkerEvent::Token(token) => talker.push_token(&token).unwrap(),
-            ThinkerEvent::Done { .. } => break,
-        }
+    while let ThinkerEvent::Token(token) = session.next_event(&CancelGuard::never()).unwrap() {
+        talker.push_token(&token).unwrap();
     }
     talker.finish();
     talker
