@@ -63,6 +63,10 @@ pub struct TurnTimings {
     /// The user's transcript was ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transcribe_ms: Option<f64>,
+    /// The Thinker was asked to answer: before the endpoint when it answered ahead on the
+    /// transcript made at the first silence (its audio is held back until the endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_started_ms: Option<f64>,
     /// The Thinker's first token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_token_ms: Option<f64>,

@@ -143,6 +143,7 @@ fn full_response() -> ResponseObject {
             timings: Some(TurnTimings {
                 endpoint_ms: Some(512.0),
                 transcribe_ms: Some(515.5),
+                answer_started_ms: Some(330.0),
                 first_token_ms: Some(640.25),
                 first_audio_ms: Some(701.0),
                 talker_rtf: Some(0.02),

@@ -160,6 +160,7 @@ struct TurnClock {
     speech_end: Option<Instant>,
     endpoint: Option<Instant>,
     transcript: Option<Instant>,
+    answer_started: Option<Instant>,
     first_token: Option<Instant>,
     first_audio: Option<Instant>,
 }
@@ -172,6 +173,7 @@ impl TurnClock {
         TurnTimings {
             endpoint_ms: since(self.endpoint),
             transcribe_ms: since(self.transcript),
+            answer_started_ms: since(self.answer_started),
             first_token_ms: since(self.first_token),
             first_audio_ms: since(self.first_audio),
             talker_rtf,
@@ -1226,7 +1228,10 @@ impl<O: Outbox> Session<O> {
             in_underrun: false,
             opus,
             stream_id: self.stream_ids,
-            timing: clock,
+            timing: TurnClock {
+                answer_started: Some(Instant::now()),
+                ..clock
+            },
         };
         self.response = Some(response);
         if !tentative {
@@ -1285,8 +1290,9 @@ impl<O: Outbox> Session<O> {
             return;
         };
         r.tentative = false;
-        let first_token = r.timing.first_token;
+        let (answer_started, first_token) = (r.timing.answer_started, r.timing.first_token);
         r.timing = TurnClock {
+            answer_started,
             first_token,
             ..clock
         };
@@ -1662,11 +1668,13 @@ impl<O: Outbox> Session<O> {
         }
         if let Some(t) = timings {
             info!(
-                "{}: turn {status:?}: endpoint {} ms, transcript {} ms, first token {} ms, \
-                 first audio {} ms, {} tokens, {:.0} ms audio, talker rtf {}, {} underruns",
+                "{}: turn {status:?}: endpoint {} ms, transcript {} ms, answer started {} ms, \
+                 first token {} ms, first audio {} ms, {} tokens, {:.0} ms audio, talker rtf {}, \
+                 {} underruns",
                 self.name,
                 fmt_ms(t.endpoint_ms),
                 fmt_ms(t.transcribe_ms),
+                fmt_ms(t.answer_started_ms),
                 fmt_ms(t.first_token_ms),
                 fmt_ms(t.first_audio_ms),
                 t.tokens,
