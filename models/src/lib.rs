@@ -43,6 +43,8 @@ pub enum ModelError {
         "model `{name}` is not installed (or is incomplete) in {dir}; run `parley models fetch` to install it"
     )]
     NotInstalled { name: String, dir: PathBuf },
+    #[error("model `{name}` is broken: {problem}; run `parley models fetch` to replace it")]
+    Broken { name: String, problem: String },
     #[error("could not download {what}: {message}")]
     Download { what: String, message: String },
     #[error("unknown model `{0}`; `parley models list` shows the known ones")]
@@ -174,9 +176,14 @@ pub fn check_install(models_dir: &Path, name: &str, hash: bool) -> InstallState 
 pub fn installed_model_dir(models_dir: &Path, name: &str) -> Result<PathBuf, ModelError> {
     match check_install(models_dir, name, false) {
         InstallState::Ok(_) => Ok(models_dir.join(name)),
-        InstallState::Missing | InstallState::Broken(_) => Err(ModelError::NotInstalled {
+        InstallState::Missing => Err(ModelError::NotInstalled {
             name: name.to_string(),
             dir: models_dir.to_path_buf(),
+        }),
+        // The problem names the file (missing, truncated, unreadable manifest).
+        InstallState::Broken(problem) => Err(ModelError::Broken {
+            name: name.to_string(),
+            problem,
         }),
     }
 }
@@ -229,8 +236,20 @@ mod tests {
             InstallState::Broken(_)
         ));
 
+        // A truncated file: the error names the file, what is wrong and the fix.
         std::fs::write(dir.join("w.bin"), b"hel").unwrap();
         let err = installed_model_dir(root, "m").unwrap_err().to_string();
+        assert!(err.contains("parley models fetch"), "{err}");
+        assert!(err.contains("w.bin has 3 bytes, expected 5"), "{err}");
+
+        // A file gone: named too.
+        std::fs::remove_file(dir.join("w.bin")).unwrap();
+        let err = installed_model_dir(root, "m").unwrap_err().to_string();
+        assert!(err.contains("w.bin is missing"), "{err}");
+
+        // Nothing there at all: which model, where, and the fix.
+        let err = installed_model_dir(root, "other").unwrap_err().to_string();
+        assert!(err.contains("`other` is not installed"), "{err}");
         assert!(err.contains("parley models fetch"), "{err}");
     }
 
