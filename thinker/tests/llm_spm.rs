@@ -369,3 +369,68 @@ fn a_template_without_bos_gets_the_bos_the_model_asks_for_once() {
     assert!(cached.ends_with(&continued), "{cached:?}");
     assert_eq!(thinker.last_prefill_tokens(), 1 + continued.len());
 }
+
+/// `meta-llama/Llama-2-7b-chat-hf`'s `chat_template`, verbatim (the tiny GGUF carries it without
+/// the `.strip()` calls): answers are printed stripped, which the cache must live with.
+const LLAMA2_TEMPLATE: &str = r#"{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"#;
+
+/// In the style of Mistral-7B-Instruct-v0.1's and Gemma's: any role but user and assistant
+/// raises.
+const NO_SYSTEM_TEMPLATE: &str = r#"{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"#;
+
+/// Three turns with a system prompt: each prompt holds the system prompt once and ends with the
+/// latest user text, and the next turn's cache keeps the earlier prompt when the rendering allows.
+fn three_turns(template: &str, system: &str) -> Vec<Vec<u32>> {
+    let path = with_template(template);
+    let shared = SharedGguf::load(&path).unwrap();
+    let tokenizer = shared.tokenizer();
+    let config = SessionConfig {
+        system_prompt: Some(system.to_string()),
+        ..greedy(4)
+    };
+    let mut thinker = GgufThinker::new(std::sync::Arc::clone(&shared), config).unwrap();
+    let mut prompts = Vec::new();
+    for user in ["the sun", "and the moon?", "why"] {
+        thinker.user_turn(user).unwrap();
+        let cached = thinker.cached_tokens().to_vec();
+        let text = tokenizer.decode(&cached);
+        assert_eq!(text.matches(system).count(), 1, "{text:?}");
+        assert!(
+            text.trim_end().ends_with(&format!("{user} [/INST]")),
+            "{text:?}"
+        );
+        answer_ids(&mut thinker);
+        prompts.push(cached);
+    }
+    assert_eq!(thinker.history().len(), 6, "{:?}", thinker.history());
+    prompts
+}
+
+#[test]
+fn the_verbatim_llama2_template_holds_a_conversation_with_a_system_prompt() {
+    let prompts = three_turns(LLAMA2_TEMPLATE, "Be brief.");
+    let tokenizer = tokenizer();
+    // The first prompt is SentencePiece's tokens of the rendering, `<<SYS>>` block inside the
+    // first `[INST]`.
+    assert_eq!(
+        prompts[0],
+        tokenizer
+            .encode_prompt("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nthe sun [/INST]")
+            .unwrap()
+    );
+    // Later turns continue the cache: old turns are not prefilled again.
+    assert!(prompts[1].starts_with(&prompts[0]));
+    assert!(prompts[2].starts_with(&prompts[1]));
+}
+
+#[test]
+fn a_template_without_a_system_role_gets_the_system_prompt_in_the_first_turn() {
+    let system = SessionConfig::default().system_prompt.unwrap();
+    let prompts = three_turns(NO_SYSTEM_TEMPLATE, &system);
+    assert_eq!(
+        prompts[0],
+        tokenizer()
+            .encode_prompt(&format!("<s>[INST] {system}\n\nthe sun [/INST]"))
+            .unwrap()
+    );
+}

@@ -4,6 +4,10 @@
 //! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`, a
 //! `raise_exception` function, and the Python string methods templates call on values
 //! (`content.strip()` in Llama 2's, `startswith`, `split`, ...; from minijinja-contrib).
+//!
+//! Some templates refuse a system message (Mistral-Instruct's and Gemma's raise on any role but
+//! user and assistant). For those the system prompt is folded into the first user message, the
+//! way their model cards advise, so a session's system prompt works with any GGUF.
 
 use minijinja::{Environment, ErrorKind, context};
 use serde::{Deserialize, Serialize};
@@ -46,6 +50,8 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The template renders a leading `system` message (found by trying one).
+    system_role: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -66,16 +72,51 @@ impl ChatTemplate {
         });
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
             .map_err(|e| LlmError::Template(e.to_string()))?;
-        Ok(Self {
+        let mut template = Self {
             env,
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
-        })
+            system_role: true,
+        };
+        let with_system = [ChatMessage::system("s"), ChatMessage::user("u")];
+        // Only a template that renders the user message alone but not after a system message
+        // refuses the role; any other failure is left for `render` to report.
+        if template.render_as_is(&with_system, true).is_err()
+            && template.render_as_is(&with_system[1..], true).is_ok()
+        {
+            tracing::debug!("the chat template has no system role; folding it into the first turn");
+            template.system_role = false;
+        }
+        Ok(template)
+    }
+
+    /// Whether the template takes a `system` message itself (else `render` folds it into the
+    /// first user message).
+    pub fn supports_system_role(&self) -> bool {
+        self.system_role
     }
 
     /// Renders the conversation; with `add_generation_prompt` the text ends where the
     /// assistant's answer begins.
     pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, LlmError> {
+        match messages.split_first() {
+            Some((system, rest)) if system.role == "system" && !self.system_role => {
+                let mut folded = rest.to_vec();
+                // Without a user turn yet to carry it, the system prompt waits for one.
+                if let Some(first) = folded.first_mut().filter(|m| m.role == "user") {
+                    first.content = format!("{}\n\n{}", system.content, first.content);
+                }
+                self.render_as_is(&folded, add_generation_prompt)
+            }
+            _ => self.render_as_is(messages, add_generation_prompt),
+        }
+    }
+
+    fn render_as_is(
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
@@ -139,6 +180,46 @@ mod tests {
             "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n  Hi there [/INST] Hello! </s><s>[INST] Bye [/INST]"
         );
         assert_eq!(template.assistant_suffix().unwrap(), " </s><s>[INST] ");
+    }
+
+    /// In the style of Mistral-7B-Instruct-v0.1's and Gemma's templates: roles must alternate and
+    /// any role but user and assistant raises.
+    const NO_SYSTEM_ROLE: &str = r#"{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"#;
+
+    #[test]
+    fn a_template_without_a_system_role_gets_the_system_prompt_in_the_first_turn() {
+        let template = ChatTemplate::new(NO_SYSTEM_ROLE, "<s>", "</s>").unwrap();
+        assert!(!template.supports_system_role());
+        let first = template
+            .render(
+                &[ChatMessage::system("Be brief."), ChatMessage::user("Hi")],
+                true,
+            )
+            .unwrap();
+        assert_eq!(first, "<s>[INST] Be brief.\n\nHi [/INST]");
+        // Later turns render the first the same way, so the cached prefix still matches.
+        let second = template
+            .render(
+                &[
+                    ChatMessage::system("Be brief."),
+                    ChatMessage::user("Hi"),
+                    ChatMessage::assistant("Hello!"),
+                    ChatMessage::user("Bye"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert!(second.starts_with(&first), "{second}");
+        assert!(
+            second.ends_with("Hello!</s> [INST] Bye [/INST]"),
+            "{second}"
+        );
+        // Templates with the role keep it.
+        assert!(
+            ChatTemplate::new(LLAMA2_CHAT, "<s>", "</s>")
+                .unwrap()
+                .supports_system_role()
+        );
     }
 
     #[test]
