@@ -112,7 +112,15 @@ impl Model {
     }
 
     fn session(&self, max_tokens: usize) -> QwenSession {
-        let (thinker, tokenizer) = self.parts();
+        self.session_in(candle_core::DType::F32, max_tokens)
+    }
+
+    /// A session computing in `dtype` (bf16 is what the `cuda` build runs).
+    fn session_in(&self, dtype: candle_core::DType, max_tokens: usize) -> QwenSession {
+        let checkpoint = Checkpoint::open(&self.checkpoint).unwrap();
+        let thinker = QwenThinker::load_with_dtype(&checkpoint, &Device::Cpu, dtype).unwrap();
+        let tokenizer =
+            QwenTokenizer::from_checkpoint_dir(&self.tokenizer, &checkpoint.config).unwrap();
         let config = SessionConfig {
             system_prompt: SYSTEM.into(),
             max_tokens,
@@ -324,6 +332,95 @@ fn a_spoken_turn_streamed_in_blocks_answers_like_the_offline_prompt() {
         max_abs_diff(&audio_rows, &audio_rows.zeros_like().unwrap()),
         0.0
     );
+}
+
+/// 5.3 s of speech: the golden clip (1.6 s) repeated.
+fn long_speech() -> Vec<f32> {
+    let golden =
+        candle_core::safetensors::load(dir().join("../../log_mel.safetensors"), &Device::Cpu)
+            .unwrap();
+    let clip = golden["samples"].to_vec1::<f32>().unwrap();
+    let len = (5.3 * features::SAMPLE_RATE as f64) as usize;
+    clip.iter().copied().cycle().take(len).collect()
+}
+
+/// Streams `samples` into a spoken turn 100 ms at a time, as a live turn arrives; returns when
+/// (seconds of audio pushed) each block was prefilled and how many positions it added.
+fn push_live(session: &mut QwenSession, samples: &[f32]) -> Vec<(f64, usize)> {
+    let piece = features::SAMPLE_RATE as usize / 10;
+    let mut pushed = 0;
+    let mut prefills = Vec::new();
+    for chunk in samples.chunks(piece) {
+        let before = session.cache_len();
+        let n = session.push_audio(chunk).unwrap();
+        pushed += chunk.len();
+        assert_eq!(
+            session.cache_len() - before,
+            n,
+            "the cache grows by what was prefilled"
+        );
+        if n > 0 {
+            prefills.push((pushed as f64 / features::SAMPLE_RATE as f64, n));
+        }
+    }
+    prefills
+}
+
+#[test]
+fn a_long_spoken_turn_is_prefilled_block_by_block_while_the_user_talks() {
+    let samples = long_speech();
+    let mut session = session(4);
+    session.begin_audio_turn().unwrap();
+    let prefills = push_live(&mut session, &samples);
+    // Each whole 2 s block (50 positions at 25 per second) went into the cache as soon as its
+    // audio had arrived, before the turn ended.
+    assert_eq!(prefills.len(), 2, "{prefills:?}");
+    for ((at, n), block_end) in prefills.iter().zip([2.0, 4.0]) {
+        assert_eq!(*n, 50, "{prefills:?}");
+        assert!(
+            (block_end..=block_end + 0.1 + 1e-9).contains(at),
+            "{prefills:?}"
+        );
+    }
+    let before_end = session.cache_len();
+    session.end_audio_turn().unwrap();
+    // At the end only the last partial block (1.3 s: what the offline encoder gives 5.3 s
+    // beyond the two whole blocks) and the turn's closing text remained.
+    let last_block = parley_thinker::qwen::AudioEncoderConfig::output_len(530) - 100;
+    let closing = session
+        .tokenizer()
+        .encode("<|audio_eos|><|im_end|>\n<|im_start|>assistant\n")
+        .unwrap()
+        .len();
+    assert_eq!(session.cache_len() - before_end, last_block + closing);
+    let (tokens, _) = answer(&mut session);
+    assert!(!tokens.is_empty());
+}
+
+#[test]
+fn a_spoken_turn_in_bf16_answers_and_gives_the_talker_its_context() {
+    // The `cuda` build computes in bf16; the audio positions' zeroed embeddings must match the
+    // other positions' dtype, or the Talker's context cannot be assembled.
+    let mut session = tiny_a().session_in(candle_core::DType::BF16, 3);
+    session.begin_audio_turn().unwrap();
+    push_live(&mut session, &long_speech());
+    session.end_audio_turn().unwrap();
+    let (tokens, _) = answer(&mut session);
+    assert!(!tokens.is_empty());
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.hidden.is_some() && t.embedding.is_some())
+    );
+    let (hidden, embeds) = session.talker_context().unwrap();
+    assert_eq!(embeds.dims(), hidden.dims());
+    assert_eq!(embeds.dtype(), candle_core::DType::BF16);
+    assert!(hidden.dim(0).unwrap() > 50 + 50 + 33);
+    // A second turn (text) goes on in the same cache.
+    session.user_turn("Thanks").unwrap();
+    let (more, _) = answer(&mut session);
+    assert!(!more.is_empty());
+    session.talker_context().unwrap();
 }
 
 #[test]

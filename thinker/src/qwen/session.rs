@@ -19,7 +19,7 @@
 //! embeddings of every cached position are kept too ([`QwenSession::talker_context`]): the
 //! Talker's prompt is the whole conversation.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::QwenError;
 use super::audio_stream::StreamingAudioEncoder;
@@ -391,14 +391,11 @@ impl QwenSession {
         }
         let out = self.thinker.prefill_audio(embeddings)?;
         // The reference zeroes the input embedding of audio positions in the Talker's input.
-        let zeros = Tensor::zeros(
-            out.hidden_states.squeeze(0)?.dims(),
-            DType::F32,
-            out.hidden_states.device(),
-        )?;
+        // Same dtype as every other stored embedding (bf16 on a GPU), so they concatenate.
+        let hidden = out.hidden_states.squeeze(0)?;
+        let zeros = hidden.zeros_like()?;
         let ids = vec![self.tokenizer.special().audio; n];
-        self.context
-            .push(&ids, out.hidden_states.squeeze(0)?, zeros)?;
+        self.context.push(&ids, hidden, zeros)?;
         Ok(n)
     }
 
