@@ -95,6 +95,75 @@ fn thinker_matches_transformers_with_and_without_audio() {
     }
 }
 
+/// The clip lengths of each config's smaller `thinker_audio_<T>` goldens (the full
+/// `thinker_audio` golden holds the other: tiny_a 200 frames, tiny_b 70).
+fn other_audio_lengths(config: &str) -> [usize; 2] {
+    match config {
+        "tiny_a" => [70, 530],
+        _ => [200, 530],
+    }
+}
+
+/// 0.7 s, exactly 2 s and 5.3 s of audio in a prompt, for both configs: hidden states at every
+/// position, logits from `<|audio_eos|>` on (the rest follow from the hidden states through
+/// lm_head, which the full goldens check) and the rope positions.
+#[test]
+fn thinker_matches_transformers_at_every_clip_length() {
+    for config in CONFIGS {
+        for frames in other_audio_lengths(config) {
+            let golden = goldens().join(config);
+            let mut inputs = load(&golden.join(format!("thinker_audio_{frames}_ids.safetensors")));
+            let features = load(&goldens().join(format!("features_{frames}.safetensors")));
+            inputs.insert("input_features".into(), features["input_features"].clone());
+            let inputs_path = out_path(&format!("{config}_audio_{frames}_inputs"));
+            candle_core::safetensors::save(&inputs, &inputs_path).unwrap();
+            let output = out_path(&format!("{config}_audio_{frames}"));
+            reference_check::run(&checkpoint_dir(config), "thinker", &inputs_path, &output)
+                .unwrap();
+            let ours = load(&output);
+            let reference = load(&golden.join(format!("thinker_audio_{frames}.safetensors")));
+            let what = format!("{config} thinker audio {frames} frames");
+            assert_close(
+                &ours["hidden_states"],
+                &reference["hidden_states"],
+                &format!("{what} hidden_states"),
+            );
+            let tail = reference["logits_tail"].dim(1).unwrap();
+            let len = ours["logits"].dim(1).unwrap();
+            assert_close(
+                &ours["logits"].narrow(1, len - tail, tail).unwrap(),
+                &reference["logits_tail"],
+                &format!("{what} logits"),
+            );
+
+            let thinker = QwenThinker::load(
+                &Checkpoint::open(&checkpoint_dir(config)).unwrap(),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let ids: Vec<u32> = inputs["input_ids"]
+                .i(0)
+                .unwrap()
+                .to_vec1::<i64>()
+                .unwrap()
+                .into_iter()
+                .map(|id| id as u32)
+                .collect();
+            let audio = ids
+                .iter()
+                .filter(|&&id| id == thinker.config().audio_token_index)
+                .count();
+            assert_eq!(audio, AudioEncoderConfig::output_len(frames), "{what}");
+            let positions = thinker.prompt_positions(&ids).unwrap();
+            let reference = &reference["position_ids"];
+            let stream = |s: usize| reference.i((s, 0)).unwrap().to_vec1::<i64>().unwrap();
+            assert_eq!(positions.temporal, stream(0), "{what} temporal");
+            assert_eq!(positions.height, stream(1), "{what} height");
+            assert_eq!(positions.width, stream(2), "{what} width");
+        }
+    }
+}
+
 fn prompt(config: &str) -> (Vec<u32>, Tensor) {
     let inputs = load(
         &goldens()

@@ -20,6 +20,13 @@ What it does
                                                   `input_features` [128, T]
     <config>/thinker_audio.safetensors            `logits`, `hidden_states` (final norm), and
                                                   `position_ids` i64 [3, 1, L] from `get_rope_index`
+    <config>/thinker_audio_<T>_ids.safetensors    (tiny_a, tiny_b: the other two clip lengths) the
+                                                  `input_ids` of a prompt with features_<T>'s audio
+    <config>/thinker_audio_<T>.safetensors        its `hidden_states` [1, L, hidden] at every position,
+                                                  `logits_tail` [1, 7, vocab] (the positions from
+                                                  <|audio_eos|> on; the rest follow from the hidden
+                                                  states through lm_head, checked above) and
+                                                  `position_ids`; kept small for the size budget
 
   The two configs (see CONFIGS):
   - tiny_a: published-checkpoint config layout (`rope_theta` + `rope_scaling.mrope_section`), fields
@@ -28,7 +35,8 @@ What it does
     computed from the bf16-rounded weights in f32), 3 query heads per kv head, blocks of 0.5 s
     (n_window 25): an odd number of frames per block after the conv stem.
   Thinker prompts with audio: tiny_a 200 frames (one whole block), tiny_b 70 frames (a whole block
-  and a partial one); the audio encoder goldens cover 70, 200 and 530 frames for both configs.
+  and a partial one) in full, and the other two of 70, 200 and 530 frames for each in the smaller
+  `thinker_audio_<T>` form; the audio encoder goldens cover 70, 200 and 530 frames for both configs.
   Both use a SMALL vocabulary with the special-token ids remapped through config.json.
   - tiny_r: the REAL vocabulary (151936 rows) and the published special-token ids, tied embeddings
     (no lm_head tensor), width 8 in bf16 (the embedding is 2.4 MB, the bulk of these goldens).
@@ -36,7 +44,9 @@ What it does
     at `logit_columns` i64 [K] (all special ids and every 397th ordinary id) and `argmax` i64 [1, L]
     over the whole vocabulary instead of `logits`.
 
-How to run (from the repo root; CPU only, ~1 minute, deterministic: a rerun rewrites the same files)
+How to run (from the repo root; CPU only, ~1 minute, deterministic: a rerun on the same machine
+rewrites the same files; another CPU's kernels move the float outputs by ~1e-6, far inside the
+tests' 1e-4, so regenerate only what changed)
     .venv/bin/pip install --no-deps -r tools/requirements.txt
     .venv/bin/pip install --no-deps -r tools/reference/requirements-qwen.txt
     .venv/bin/python tools/reference/qwen_omni_goldens.py [--out assets/goldens/qwen]
@@ -60,6 +70,8 @@ from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditio
 assert transformers.__version__ == "5.23.0", transformers.__version__
 assert torch.__version__.startswith("2.15.0"), torch.__version__
 
+# The positions from <|audio_eos|> on in prompt_ids' audio prompts (<|audio_eos|> and 6 text ids).
+THINKER_AUDIO_TAIL = 7
 FRAME_COUNTS = [70, 200, 530]  # 0.7 s, 2 s, 5.3 s of 100 fps log-mel
 
 # Special-token ids of the real tokenizer (added_tokens.json) for reference; the tiny configs remap them.
@@ -357,9 +369,32 @@ def main():
                       os.path.join(cdir, "thinker_audio.safetensors"))
             print(f"{spec['name']}: thinker audio prompt of {t} frames: logits {tuple(logits.shape)}")
 
+            if spec.get("real_vocab"):
+                continue
+            # Every clip length for both small-vocabulary configs. A generator of its own, so the
+            # goldens above stay what they were.
+            extra = torch.Generator().manual_seed(20251203 + len(spec["name"]))
+            for other in FRAME_COUNTS:
+                if other == t:
+                    continue
+                ids = torch.tensor([prompt_ids(cfg, extra, encoder_tokens(other))], dtype=torch.long)
+                logits, hidden = thinker_outputs(model, ids, features[other])
+                pos3d, _ = model.model.get_rope_index(
+                    ids, image_grid_thw=torch.zeros(0, 3, dtype=torch.long),
+                    attention_mask=torch.ones_like(ids), audio_seqlens=torch.tensor([other]))
+                tail = ids.shape[1] - THINKER_AUDIO_TAIL
+                assert int(ids[0, tail]) == cfg.audio_end_token_id
+                save_file({"input_ids": ids},
+                          os.path.join(cdir, f"thinker_audio_{other}_ids.safetensors"))
+                save_file({"hidden_states": hidden,
+                           "logits_tail": logits[:, tail:].contiguous(),
+                           "position_ids": pos3d.contiguous()},
+                          os.path.join(cdir, f"thinker_audio_{other}.safetensors"))
+                print(f"{spec['name']}: thinker audio prompt of {other} frames: {ids.shape[1]} positions")
+
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)
     print(f"total {total / 1e6:.2f} MB in {args.out}")
-    assert total < 4_700_000, "Qwen goldens must stay under 4.7 MB"
+    assert total < 4_800_000, "Qwen goldens must stay under 4.8 MB"
 
 
 if __name__ == "__main__":
