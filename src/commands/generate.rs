@@ -96,7 +96,7 @@ fn stream_answer<T: Thinker>(
 
 /// The Qwen2.5-Omni Thinker: checkpoint from the hub (HF cache) or a directory.
 fn run_qwen(args: GenerateArgs) -> anyhow::Result<()> {
-    use parley_thinker::qwen::{self, QwenSession, QwenThinker, QwenTokenizer};
+    use parley_thinker::qwen::{self, QwenSession, QwenTokenizer};
 
     let model = args.qwen.as_deref().unwrap_or_default();
     let dir = qwen::hub::resolve(model, true)?;
@@ -105,9 +105,15 @@ fn run_qwen(args: GenerateArgs) -> anyhow::Result<()> {
     let dtype = qwen::device::compute_dtype(&device);
     eprintln!("{}: {}", dir.display(), checkpoint.weight_report(dtype)?);
     let load_start = Instant::now();
-    let thinker = QwenThinker::load(&checkpoint, &device)?;
+    let thinker = parley::engine::qwen_models::load_thinker(&checkpoint, &device)?;
     let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir, &checkpoint.config)?;
-    eprintln!("loaded in {:.1} s", load_start.elapsed().as_secs_f64());
+    let resident = parley::engine::qwen_models::resident_bytes()
+        .map(|b| format!("; resident memory {:.2} GB", b as f64 / 1e9))
+        .unwrap_or_default();
+    eprintln!(
+        "loaded in {:.1} s{resident}",
+        load_start.elapsed().as_secs_f64()
+    );
     let defaults = qwen::SessionConfig::default();
     let config = qwen::SessionConfig {
         system_prompt: args.system.unwrap_or(defaults.system_prompt),

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use candle_core::Device;
 use parley_models::catalog::SILERO_VAD;
 use parley_talker::qwen::speakers::Speakers;
 use parley_talker::qwen::streaming_talker::{QwenTalker, QwenTalkerSettings, QwenVoiceModels};
 use parley_talker::qwen::talker_model::TalkerModel;
 use parley_talker::qwen::token2wav::Token2Wav;
+use parley_thinker::qwen::checkpoint::LoadProgress;
 use parley_thinker::qwen::{
     self, Checkpoint, QwenError, QwenSession, QwenThinker, QwenTokenizer, SessionConfig,
 };
@@ -24,6 +26,49 @@ use parley_thinker::vad::SileroVad;
 use tracing::info;
 
 use super::workers::{GenerationSettings, SessionThinker};
+
+/// Loads the Thinker with a progress bar over its weights (on stderr, hidden when that is not a
+/// terminal), then logs what it holds: the weights' size from the checkpoint headers and the
+/// process's resident memory before and after (on a GPU the weights live in device memory).
+pub fn load_thinker(checkpoint: &Checkpoint, device: &Device) -> anyhow::Result<QwenThinker> {
+    let dtype = qwen::device::compute_dtype(device);
+    let report = checkpoint.weight_report(dtype)?;
+    let bar = indicatif::ProgressBar::new(report.loaded_bytes).with_style(
+        indicatif::ProgressStyle::with_template(
+            "loading the Thinker {bar:30} {bytes}/{total_bytes} {elapsed}",
+        )?,
+    );
+    let resident_before = resident_bytes();
+    let progress: LoadProgress = {
+        let bar = bar.clone();
+        Arc::new(move |bytes| bar.inc(bytes))
+    };
+    let start = Instant::now();
+    let thinker = QwenThinker::load_with_progress(checkpoint, device, dtype, Some(progress))?;
+    bar.finish_and_clear();
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    match (resident_before, resident_bytes()) {
+        (Some(before), Some(after)) => info!(
+            "Qwen Thinker loaded in {:.1} s: {report}; resident memory {:.2} GB (+{:.2} GB)",
+            start.elapsed().as_secs_f64(),
+            gb(after),
+            gb(after.saturating_sub(before)),
+        ),
+        _ => info!(
+            "Qwen Thinker loaded in {:.1} s: {report}",
+            start.elapsed().as_secs_f64()
+        ),
+    }
+    Ok(thinker)
+}
+
+/// The process's resident set size (Linux `/proc/self/status`), if known.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
 
 /// Everything the qwen profile needs, loaded.
 pub struct QwenModels {
@@ -56,7 +101,7 @@ impl QwenModels {
         let dir = qwen::hub::resolve(model, true)?;
         let checkpoint = Checkpoint::open(&dir)?;
         let device = qwen::device::default_device()?;
-        let thinker = QwenThinker::load(&checkpoint, &device)?;
+        let thinker = load_thinker(&checkpoint, &device)?;
         let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir, &checkpoint.config)?;
         let talker = TalkerModel::load(&dir, &device)?;
         let token2wav = Token2Wav::load(&dir, &device)?;

@@ -117,17 +117,24 @@ fn the_memory_report_counts_the_thinker_weights() {
     let report = checkpoint.weight_report(DType::F32).unwrap();
     let tensors =
         candle_core::safetensors::load(tiny_a().join("model.safetensors"), &Device::Cpu).unwrap();
+    // What the Thinker loads: not the vision tower (parley hears, it does not see) nor the
+    // audio tower's unused bos/eos embedding.
     let thinker: Vec<&Tensor> = tensors
         .iter()
-        .filter(|(n, _)| n.starts_with("thinker."))
+        .filter(|(n, _)| {
+            n.starts_with("thinker.")
+                && !n.starts_with("thinker.visual.")
+                && !n.ends_with("audio_bos_eos_token.weight")
+        })
         .map(|(_, t)| t)
         .collect();
+    assert!(tensors.keys().any(|n| n.starts_with("thinker.visual.")));
     let numel: usize = thinker.iter().map(|t| t.elem_count()).sum();
     assert_eq!(report.tensors, thinker.len());
     assert_eq!(report.loaded_bytes, 4 * numel as u64);
     // tiny_a is stored in f32.
     assert_eq!(report.stored_bytes.get("F32"), Some(&(4 * numel as u64)));
-    assert!(report.to_string().contains("thinker tensors"));
+    assert!(report.to_string().contains("thinker tensors"), "{report}");
     let bf16 = Checkpoint::open(&tiny_a().join("../../tiny_b/checkpoint"))
         .unwrap()
         .weight_report(DType::F32)
@@ -174,4 +181,35 @@ fn bf16_weights_compute_close_to_f32() {
         .unwrap();
     eprintln!("bf16 vs f32 logits: max abs diff {diff:.3} of {scale:.2}");
     assert!(diff < 0.05 * scale, "{diff} vs {scale}");
+}
+
+#[test]
+fn loading_reports_progress_that_adds_up_to_the_weights_in_memory() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // tiny_a (untied lm_head, f32) and tiny_r (tied embeddings, bf16 on disk, read as f32).
+    for dir in [tiny_a(), tiny_a().join("../../tiny_r/checkpoint")] {
+        let checkpoint = Checkpoint::open(&dir).unwrap();
+        let report = checkpoint.weight_report(DType::F32).unwrap();
+        let (loaded, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let progress = {
+            let (loaded, calls) = (Arc::clone(&loaded), Arc::clone(&calls));
+            Arc::new(move |bytes: u64| {
+                loaded.fetch_add(bytes, Ordering::Relaxed);
+                calls.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        QwenThinker::load_with_progress(&checkpoint, &Device::Cpu, DType::F32, Some(progress))
+            .unwrap();
+        assert_eq!(
+            loaded.load(Ordering::Relaxed),
+            report.loaded_bytes,
+            "{report}"
+        );
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            report.tensors as u64,
+            "{report}"
+        );
+    }
 }

@@ -8,7 +8,9 @@ use candle_core::{Device, Tensor};
 
 use super::QwenError;
 use super::audio_encoder::AudioEncoder;
-use super::checkpoint::{AUDIO_TOWER_PREFIX, Checkpoint, LM_HEAD_PREFIX, TEXT_MODEL_PREFIX};
+use super::checkpoint::{
+    AUDIO_TOWER_PREFIX, Checkpoint, LM_HEAD_PREFIX, LoadProgress, TEXT_MODEL_PREFIX,
+};
 use super::config::ThinkerConfig;
 use super::mrope::{MropePositions, prompt_positions};
 use super::text_model::TextModel;
@@ -43,10 +45,21 @@ impl QwenThinker {
         device: &Device,
         dtype: candle_core::DType,
     ) -> Result<Self, QwenError> {
+        Self::load_with_progress(checkpoint, device, dtype, None)
+    }
+
+    /// [`Self::load_with_dtype`], calling `progress` with the bytes of each weight as it is
+    /// read (they add up to the [`super::checkpoint::WeightReport::loaded_bytes`] of `dtype`).
+    pub fn load_with_progress(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: candle_core::DType,
+        progress: Option<LoadProgress>,
+    ) -> Result<Self, QwenError> {
         let started = std::time::Instant::now();
         let report = checkpoint.weight_report(dtype)?;
         tracing::info!(dir = %checkpoint.dir.display(), "loading the Qwen Thinker: {report}");
-        let vb = checkpoint.var_builder(device, dtype)?;
+        let vb = checkpoint.var_builder_with_progress(device, dtype, progress)?;
         let config = checkpoint.config.clone();
         Ok(Self {
             audio: Arc::new(AudioEncoder::load(
