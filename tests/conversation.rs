@@ -143,6 +143,19 @@ async fn a_spoken_question_gets_a_spoken_answer_that_says_its_text() {
     // windows (all 8 phases checked). Not every committed utterance is that robust: where the
     // endpointer cuts "What is the capital of France?" (flite kal16) changes what tiny.en hears
     // in 4 of 16 lead-ins ("What is the carpet or France?").
+    // The transcript streamed as Whisper's pieces before it completed.
+    let deltas: Vec<String> = events
+        .seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ServerEvent::InputAudioTranscriptionDelta(d) if d.item_id == t.item_id => {
+                Some(d.delta.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(deltas.len() >= 3, "{deltas:?}");
+    assert_eq!(deltas.concat(), t.transcript);
     let question = words("What is the weather like today?");
     assert!(
         wer(&question, &words(&t.transcript)) <= 0.15,

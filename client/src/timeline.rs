@@ -514,7 +514,9 @@ impl Recorder {
             | ServerEvent::InputAudioBufferCleared(_)
             | ServerEvent::ConversationItemDone(_)
             | ServerEvent::ConversationItemDeleted(_)
-            | ServerEvent::ConversationItemRetrieved(_) => {}
+            | ServerEvent::ConversationItemRetrieved(_)
+            // The completed transcript is what the timeline shows.
+            | ServerEvent::InputAudioTranscriptionDelta(_) => {}
         }
         replies
     }

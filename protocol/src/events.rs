@@ -232,6 +232,8 @@ pub enum ServerEvent {
     ConversationItemDeleted(ConversationItemDeleted),
     #[serde(rename = "conversation.item.retrieved")]
     ConversationItemRetrieved(ConversationItemRetrieved),
+    #[serde(rename = "conversation.item.input_audio_transcription.delta")]
+    InputAudioTranscriptionDelta(InputAudioTranscriptionDelta),
     #[serde(rename = "conversation.item.input_audio_transcription.completed")]
     InputAudioTranscriptionCompleted(InputAudioTranscriptionCompleted),
     #[serde(rename = "response.created")]
@@ -267,6 +269,7 @@ impl ServerEvent {
         "conversation.item.truncated",
         "conversation.item.deleted",
         "conversation.item.retrieved",
+        "conversation.item.input_audio_transcription.delta",
         "conversation.item.input_audio_transcription.completed",
         "response.created",
         "response.done",
@@ -293,6 +296,9 @@ impl ServerEvent {
             ServerEvent::ConversationItemTruncated(_) => "conversation.item.truncated",
             ServerEvent::ConversationItemDeleted(_) => "conversation.item.deleted",
             ServerEvent::ConversationItemRetrieved(_) => "conversation.item.retrieved",
+            ServerEvent::InputAudioTranscriptionDelta(_) => {
+                "conversation.item.input_audio_transcription.delta"
+            }
             ServerEvent::InputAudioTranscriptionCompleted(_) => {
                 "conversation.item.input_audio_transcription.completed"
             }
@@ -331,6 +337,7 @@ impl ServerEvent {
             ServerEvent::ConversationItemTruncated(e) => &e.event_id,
             ServerEvent::ConversationItemDeleted(e) => &e.event_id,
             ServerEvent::ConversationItemRetrieved(e) => &e.event_id,
+            ServerEvent::InputAudioTranscriptionDelta(e) => &e.event_id,
             ServerEvent::InputAudioTranscriptionCompleted(e) => &e.event_id,
             ServerEvent::ResponseCreated(e) => &e.event_id,
             ServerEvent::ResponseDone(e) => &e.event_id,
@@ -456,6 +463,16 @@ pub struct ConversationItemRetrieved {
 pub struct ConversationItemDeleted {
     pub event_id: String,
     pub item_id: String,
+}
+
+/// `conversation.item.input_audio_transcription.delta`: a piece of a user item's transcript, in
+/// order; the pieces joined are the `completed` event's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputAudioTranscriptionDelta {
+    pub event_id: String,
+    pub item_id: String,
+    pub content_index: u32,
+    pub delta: String,
 }
 
 /// `conversation.item.input_audio_transcription.completed`: the transcript of a user item.

@@ -280,6 +280,12 @@ fn all_server_events() -> Vec<ServerEvent> {
             event_id: e("e11b"),
             item: ConversationItem::user_text("hello"),
         }),
+        ServerEvent::InputAudioTranscriptionDelta(InputAudioTranscriptionDelta {
+            event_id: e("e12a"),
+            item_id: e("item_u2"),
+            content_index: 0,
+            delta: e("what time"),
+        }),
         ServerEvent::InputAudioTranscriptionCompleted(InputAudioTranscriptionCompleted {
             event_id: e("e12"),
             item_id: e("item_u2"),

@@ -33,9 +33,9 @@ use parley_protocol::events::{
     ClientEvent, ConversationItemAdded, ConversationItemDone, ConversationItemTruncated,
     ErrorDetails, ErrorEvent, InputAudioBufferCleared, InputAudioBufferCommitted,
     InputAudioBufferSpeechStarted, InputAudioBufferSpeechStopped, InputAudioTranscriptionCompleted,
-    ResponseCreated, ResponseDone, ResponseOutputAudioDelta, ResponseOutputAudioDone,
-    ResponseOutputAudioTranscriptDelta, ResponseOutputAudioTranscriptDone, SessionCreated,
-    SessionUpdated,
+    InputAudioTranscriptionDelta, ResponseCreated, ResponseDone, ResponseOutputAudioDelta,
+    ResponseOutputAudioDone, ResponseOutputAudioTranscriptDelta, ResponseOutputAudioTranscriptDone,
+    SessionCreated, SessionUpdated,
 };
 use parley_protocol::response::{
     ParleyResponseInfo, ResponseObject, ResponseStatus, StatusDetails, StatusReason, TurnTimings,
@@ -1035,7 +1035,10 @@ impl<O: Outbox> Session<O> {
         let Ears::Transcriber(ears) = &mut self.ears else {
             return;
         };
-        let finished = ears.finish(&audio, &CancelGuard::never(), |_| {});
+        let mut pieces = Vec::new();
+        let finished = ears.finish(&audio, &CancelGuard::never(), |piece| {
+            pieces.push(piece.to_string())
+        });
         self.user_item = None;
         let (transcript, from_speculation) = match finished {
             Ok(f) => (f.text.trim().to_string(), f.from_speculation),
@@ -1081,6 +1084,16 @@ impl<O: Outbox> Session<O> {
             item: item.clone(),
         });
         self.send(added);
+        // Whisper's pieces as it decoded them (at the first silence, usually: the speculation's).
+        for delta in transcript_deltas(&pieces, &transcript) {
+            let event = ServerEvent::InputAudioTranscriptionDelta(InputAudioTranscriptionDelta {
+                event_id: self.ids.next("event"),
+                item_id: item_id.clone(),
+                content_index: 0,
+                delta,
+            });
+            self.send(event);
+        }
         let completed =
             ServerEvent::InputAudioTranscriptionCompleted(InputAudioTranscriptionCompleted {
                 event_id: self.ids.next("event"),
@@ -1924,9 +1937,54 @@ fn word_bounds(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The transcript's pieces as deltas that join to exactly `transcript` (which is trimmed):
+/// Whisper's pieces with the outer whitespace removed, or the whole transcript as one delta if
+/// they do not add up to it.
+fn transcript_deltas(pieces: &[String], transcript: &str) -> Vec<String> {
+    let joined: String = pieces.concat();
+    if joined.trim() != transcript {
+        return if transcript.is_empty() {
+            Vec::new()
+        } else {
+            vec![transcript.to_string()]
+        };
+    }
+    let mut deltas: Vec<String> = pieces.to_vec();
+    // Trim the leading whitespace off the first pieces and the trailing off the last ones.
+    for delta in deltas.iter_mut() {
+        *delta = delta.trim_start().to_string();
+        if !delta.is_empty() {
+            break;
+        }
+    }
+    for delta in deltas.iter_mut().rev() {
+        *delta = delta.trim_end().to_string();
+        if !delta.is_empty() {
+            break;
+        }
+    }
+    deltas.retain(|d| !d.is_empty());
+    deltas
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcript_deltas_join_to_the_trimmed_transcript() {
+        let pieces = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            transcript_deltas(&pieces(&[" What", " is", " it?", " "]), "What is it?"),
+            ["What", " is", " it?"]
+        );
+        // Pieces that do not add up (never seen; Whisper's text is its pieces) give one delta.
+        assert_eq!(
+            transcript_deltas(&pieces(&[" What"]), "What is it?"),
+            ["What is it?"]
+        );
+        assert!(transcript_deltas(&pieces(&[" "]), "").is_empty());
+    }
 
     fn span(start: u64, end: u64, text: &str) -> SpokenSpan {
         SpokenSpan {
