@@ -677,3 +677,67 @@ async fn shutting_down_lets_the_current_answer_finish() {
         .unwrap();
     drop(mic);
 }
+
+/// Speaks `wav` into a new session configured by `update`; returns (audio_end_ms -
+/// audio_start_ms of the turn, the endpoint's time after the speech ended).
+async fn one_turn_with(url: &str, update: Option<&str>, wav: &str) -> (u64, f64) {
+    let (mic, mut events) = connect_with(url, update).await;
+    mic.say(wav_24k(wav)).await;
+    let (_, started) = events
+        .wait_for("input_audio_buffer.speech_started", Duration::from_secs(15))
+        .await;
+    let (_, stopped) = events
+        .wait_for("input_audio_buffer.speech_stopped", Duration::from_secs(15))
+        .await;
+    let (_, done) = events
+        .wait_for("response.done", Duration::from_secs(60))
+        .await;
+    mic.stop().await;
+    let (
+        ServerEvent::InputAudioBufferSpeechStarted(started),
+        ServerEvent::InputAudioBufferSpeechStopped(stopped),
+        ServerEvent::ResponseDone(done),
+    ) = (started, stopped, done)
+    else {
+        unreachable!()
+    };
+    let timings = done.response.parley.and_then(|p| p.timings).unwrap();
+    (
+        stopped.audio_end_ms - started.audio_start_ms,
+        timings.endpoint_ms.unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_sets_its_own_prefix_padding_and_silence_duration() {
+    let _serial = SERIAL.lock().await;
+    let server = start_server().await;
+    let wav = "q_weather_today.wav";
+    let (default_span, default_endpoint) = one_turn_with(&server.url, None, wav).await;
+    let (span, endpoint) = one_turn_with(
+        &server.url,
+        Some(
+            r#"{"max_output_tokens":16,"audio":{"input":{"turn_detection":{"type":"server_vad",
+            "prefix_padding_ms":100,"silence_duration_ms":1200}}}}"#,
+        ),
+        wav,
+    )
+    .await;
+    eprintln!(
+        "default: turn {default_span} ms, endpoint {default_endpoint:.0} ms; \
+         configured: turn {span} ms, endpoint {endpoint:.0} ms"
+    );
+    // server_vad's defaults: 300 ms of padding before the speech, 500 ms of silence to end it.
+    assert!(
+        (500.0..700.0).contains(&default_endpoint),
+        "{default_endpoint}"
+    );
+    assert!((1200.0..1400.0).contains(&endpoint), "{endpoint}");
+    // The same speech with 200 ms less padding before it (give or take a 32 ms VAD window).
+    let less = default_span as i64 - span as i64;
+    assert!(
+        (200 - 40..=200 + 40).contains(&less),
+        "{default_span} vs {span}"
+    );
+    server.stop().await;
+}
