@@ -1,5 +1,5 @@
-//! The Qwen2.5-Omni Thinker on this CPU (f32): one 2 s audio block through the encoder, and one
-//! decode step with 100 positions in the KV cache, for the tiny_a checkpoint and for synthetic
+//! The Qwen2.5-Omni Thinker on this CPU (f32): one audio block through the encoder, and one
+//! decode step with 100 positions in the KV cache, for the tiny checkpoints and for synthetic
 //! full-width configs with random weights (the published 3B shapes: audio encoder 32 x 1280, text
 //! decoder width 2048 / 11008 with 16 / 2 heads and the 151936 vocabulary).
 //!
@@ -69,27 +69,54 @@ fn bench_decode(c: &mut Criterion, name: &str, text: &mut TextModel) {
     });
 }
 
+/// The process's resident memory in GB (Linux), to show what a synthetic model holds.
+fn resident_gb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    kib * 1024.0 / 1e9
+}
+
 fn benches(c: &mut Criterion) {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/goldens/qwen/tiny_a/checkpoint");
-    let checkpoint = Checkpoint::open(&dir).unwrap();
-    let mut tiny = QwenThinker::load(&checkpoint, &Device::Cpu).unwrap();
-    bench_block(c, "tiny_a", tiny.audio_encoder());
-    bench_decode(c, "tiny_a", tiny.text_model());
+    // Both tiny checkpoints: tiny_a (2 s blocks, f32) and tiny_b (0.5 s blocks, bf16 on disk,
+    // 3 query heads per kv head).
+    for name in ["tiny_a", "tiny_b"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/goldens/qwen")
+            .join(name)
+            .join("checkpoint");
+        let checkpoint = Checkpoint::open(&dir).unwrap();
+        let mut tiny = QwenThinker::load(&checkpoint, &Device::Cpu).unwrap();
+        bench_block(c, name, tiny.audio_encoder());
+        bench_decode(c, name, tiny.text_model());
+    }
 
     let mut slow = Criterion::default().sample_size(10);
     {
         let config = full_size(1);
         let varmap = VarMap::new();
+        let before = resident_gb();
         let encoder = AudioEncoder::load(&config.audio_config, random_vb(&varmap)).unwrap();
+        eprintln!(
+            "full-size audio encoder: +{:.2} GB resident",
+            resident_gb() - before
+        );
         bench_block(&mut slow, "full_size_32x1280", &encoder);
     }
     for layers in [4, 8] {
         let config = full_size(layers);
         let varmap = VarMap::new();
         let vb = random_vb(&varmap);
+        let before = resident_gb();
         let mut text =
             TextModel::load(&config.text_config, vb.pp("model"), vb.pp("lm_head")).unwrap();
+        eprintln!(
+            "full-width decoder with {layers} layers: +{:.2} GB resident",
+            resident_gb() - before
+        );
         bench_decode(&mut slow, &format!("full_width_{layers}_layers"), &mut text);
     }
 }
