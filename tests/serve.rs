@@ -51,13 +51,7 @@ impl ServeProcess {
     /// threads `session-N`, `session-N-thinker`, `session-N-talker`.
     fn threads_and_rss(&self) -> (usize, u64) {
         let pid = self.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
+        let rss = parley_models::memory::resident_bytes_of(pid).unwrap() / 1024;
         let session_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())

@@ -69,15 +69,9 @@ fn bench_decode(c: &mut Criterion, name: &str, text: &mut TextModel) {
     });
 }
 
-/// The process's resident memory in GB (Linux), to show what a synthetic model holds.
+/// The process's resident memory in GB, to show what a synthetic model holds.
 fn resident_gb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    kib * 1024.0 / 1e9
+    parley_models::memory::resident_bytes().unwrap_or(0) as f64 / 1e9
 }
 
 fn benches(c: &mut Criterion) {

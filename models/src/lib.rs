@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod ct2;
 pub mod fetch;
+pub mod memory;
 pub mod onnx;
 pub mod tensor_file;
 

@@ -102,18 +102,11 @@ fn run_qwen(args: GenerateArgs) -> anyhow::Result<()> {
     let dir = qwen::hub::resolve(model, true)?;
     let checkpoint = qwen::Checkpoint::open(&dir)?;
     let device = qwen::device::default_device()?;
-    let dtype = qwen::device::compute_dtype(&device);
-    eprintln!("{}: {}", dir.display(), checkpoint.weight_report(dtype)?);
+    // The loader logs the weights' size, the load time and the resident memory.
     let load_start = Instant::now();
     let thinker = parley::engine::qwen_models::load_thinker(&checkpoint, &device)?;
     let tokenizer = QwenTokenizer::from_checkpoint_dir(&dir, &checkpoint.config)?;
-    let resident = parley::engine::qwen_models::resident_bytes()
-        .map(|b| format!("; resident memory {:.2} GB", b as f64 / 1e9))
-        .unwrap_or_default();
-    eprintln!(
-        "loaded in {:.1} s{resident}",
-        load_start.elapsed().as_secs_f64()
-    );
+    eprintln!("loaded in {:.1} s", load_start.elapsed().as_secs_f64());
     let defaults = qwen::SessionConfig::default();
     let config = qwen::SessionConfig {
         system_prompt: args.system.unwrap_or(defaults.system_prompt),

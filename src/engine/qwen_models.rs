@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::Device;
 use parley_models::catalog::SILERO_VAD;
+use parley_models::memory::resident_bytes;
 use parley_talker::qwen::speakers::Speakers;
 use parley_talker::qwen::streaming_talker::{QwenTalker, QwenTalkerSettings, QwenVoiceModels};
 use parley_talker::qwen::talker_model::TalkerModel;
@@ -28,46 +29,30 @@ use tracing::info;
 use super::workers::{GenerationSettings, SessionThinker};
 
 /// Loads the Thinker with a progress bar over its weights (on stderr, hidden when that is not a
-/// terminal), then logs what it holds: the weights' size from the checkpoint headers and the
-/// process's resident memory before and after (on a GPU the weights live in device memory).
+/// terminal); the loader logs the weights' size and time, this adds the process's resident
+/// memory (on a GPU the weights live in device memory instead).
 pub fn load_thinker(checkpoint: &Checkpoint, device: &Device) -> anyhow::Result<QwenThinker> {
     let dtype = qwen::device::compute_dtype(device);
-    let report = checkpoint.weight_report(dtype)?;
-    let bar = indicatif::ProgressBar::new(report.loaded_bytes).with_style(
-        indicatif::ProgressStyle::with_template(
+    let total = checkpoint.weight_report(dtype)?.loaded_bytes;
+    let bar =
+        indicatif::ProgressBar::new(total).with_style(indicatif::ProgressStyle::with_template(
             "loading the Thinker {bar:30} {bytes}/{total_bytes} {elapsed}",
-        )?,
-    );
-    let resident_before = resident_bytes();
+        )?);
+    let before = resident_bytes();
     let progress: LoadProgress = {
         let bar = bar.clone();
         Arc::new(move |bytes| bar.inc(bytes))
     };
-    let start = Instant::now();
     let thinker = QwenThinker::load_with_progress(checkpoint, device, dtype, Some(progress))?;
     bar.finish_and_clear();
-    let gb = |bytes: u64| bytes as f64 / 1e9;
-    match (resident_before, resident_bytes()) {
-        (Some(before), Some(after)) => info!(
-            "Qwen Thinker loaded in {:.1} s: {report}; resident memory {:.2} GB (+{:.2} GB)",
-            start.elapsed().as_secs_f64(),
-            gb(after),
-            gb(after.saturating_sub(before)),
-        ),
-        _ => info!(
-            "Qwen Thinker loaded in {:.1} s: {report}",
-            start.elapsed().as_secs_f64()
-        ),
+    if let (Some(before), Some(after)) = (before, resident_bytes()) {
+        info!(
+            "resident memory {:.2} GB (+{:.2} GB for the Thinker)",
+            after as f64 / 1e9,
+            after.saturating_sub(before) as f64 / 1e9
+        );
     }
     Ok(thinker)
-}
-
-/// The process's resident set size (Linux `/proc/self/status`), if known.
-pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Everything the qwen profile needs, loaded.
