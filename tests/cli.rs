@@ -3,8 +3,11 @@
 //! names what is broken; `transcribe`, `say` and `generate` do their one job and print their
 //! timing line; a missing model is refused with the fix.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
+
+use common::{asset, words};
 
 use parley_audio_io::constants::MODEL_INPUT_RATE;
 use parley_models::catalog::{self, WHISPER_TINY_EN};
@@ -32,24 +35,6 @@ fn run(command: &mut Command) -> (String, String) {
         "{status}\nstdout: {stdout}\nstderr: {stderr}"
     );
     (stdout, stderr)
-}
-
-fn asset(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/audio")
-        .join(name)
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
 }
 
 /// The number after `label` in `line` ("first audio after 41 ms" -> 41).

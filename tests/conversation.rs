@@ -25,18 +25,6 @@ use parley_thinker::whisper::Transcriber;
 /// running another conversation.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
 /// Word error rate of `hypothesis` against `reference` (Levenshtein over words).
 fn wer(reference: &[String], hypothesis: &[String]) -> f64 {
     let mut row: Vec<usize> = (0..=hypothesis.len()).collect();

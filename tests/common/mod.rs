@@ -22,6 +22,20 @@ pub fn asset(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The words of `text`, lower-cased, punctuation dropped: transcripts compared "normalized
+/// case and punctuation".
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// A WAV from assets/audio at the wire rate (24 kHz).
 pub fn wav_24k(name: &str) -> Vec<f32> {
     parley_audio_io::wav::read_wav(asset(name), WIRE_PCM_RATE).unwrap_or_else(|e| panic!("{e}"))

@@ -152,14 +152,7 @@ fn bf16_weights_compute_close_to_f32() {
         &Device::Cpu,
     )
     .unwrap();
-    let ids: Vec<u32> = inputs["input_ids"]
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<i64>()
-        .unwrap()
-        .into_iter()
-        .map(|id| id as u32)
-        .collect();
+    let ids = tensors::token_ids(&inputs["input_ids"]);
     let features = &inputs["input_features"];
     let checkpoint = Checkpoint::open(&dir).unwrap();
     let run = |dtype| {

@@ -7,11 +7,11 @@
 #[path = "support/tensors.rs"]
 mod tensors;
 
-use tensors::load;
+use tensors::{load, token_ids};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use parley_thinker::qwen::{
-    AudioEncoderConfig, Checkpoint, QwenError, QwenThinker, reference_check,
+    AudioEncoderConfig, Checkpoint, MropePositions, QwenError, QwenThinker, reference_check,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -141,27 +141,24 @@ fn thinker_matches_transformers_at_every_clip_length() {
                 &Device::Cpu,
             )
             .unwrap();
-            let ids: Vec<u32> = inputs["input_ids"]
-                .i(0)
-                .unwrap()
-                .to_vec1::<i64>()
-                .unwrap()
-                .into_iter()
-                .map(|id| id as u32)
-                .collect();
+            let ids = token_ids(&inputs["input_ids"]);
             let audio = ids
                 .iter()
                 .filter(|&&id| id == thinker.config().audio_token_index)
                 .count();
             assert_eq!(audio, AudioEncoderConfig::output_len(frames), "{what}");
             let positions = thinker.prompt_positions(&ids).unwrap();
-            let reference = &reference["position_ids"];
-            let stream = |s: usize| reference.i((s, 0)).unwrap().to_vec1::<i64>().unwrap();
-            assert_eq!(positions.temporal, stream(0), "{what} temporal");
-            assert_eq!(positions.height, stream(1), "{what} height");
-            assert_eq!(positions.width, stream(2), "{what} width");
+            assert_positions_equal(&positions, &reference["position_ids"], &what);
         }
     }
+}
+
+/// Our TMRoPE positions equal transformers' `get_rope_index` output (`[3, 1, L]`).
+fn assert_positions_equal(ours: &MropePositions, reference: &Tensor, what: &str) {
+    let stream = |s: usize| reference.i((s, 0)).unwrap().to_vec1::<i64>().unwrap();
+    assert_eq!(ours.temporal, stream(0), "{what} temporal");
+    assert_eq!(ours.height, stream(1), "{what} height");
+    assert_eq!(ours.width, stream(2), "{what} width");
 }
 
 fn prompt(config: &str) -> (Vec<u32>, Tensor) {
@@ -170,14 +167,7 @@ fn prompt(config: &str) -> (Vec<u32>, Tensor) {
             .join(config)
             .join("thinker_audio_inputs.safetensors"),
     );
-    let ids = inputs["input_ids"]
-        .i(0)
-        .unwrap()
-        .to_vec1::<i64>()
-        .unwrap()
-        .into_iter()
-        .map(|id| id as u32)
-        .collect();
+    let ids = token_ids(&inputs["input_ids"]);
     (ids, inputs["input_features"].clone())
 }
 
@@ -192,11 +182,7 @@ fn prompt_positions_equal_get_rope_index() {
         let (ids, _) = prompt(config);
         let ours = thinker.prompt_positions(&ids).unwrap();
         let reference = load(&goldens().join(config).join("thinker_audio.safetensors"));
-        let reference = &reference["position_ids"]; // [3, 1, L]
-        let stream = |s: usize| reference.i((s, 0)).unwrap().to_vec1::<i64>().unwrap();
-        assert_eq!(ours.temporal, stream(0), "{config} temporal");
-        assert_eq!(ours.height, stream(1), "{config} height");
-        assert_eq!(ours.width, stream(2), "{config} width");
+        assert_positions_equal(&ours, &reference["position_ids"], config);
         assert!(
             ids.contains(&thinker.config().audio_token_index),
             "the prompt must hold audio"

@@ -5,7 +5,7 @@
 #[path = "support/tensors.rs"]
 mod tensors;
 
-use tensors::{load, max_abs_diff};
+use tensors::{load, max_abs_diff, token_ids};
 
 use std::path::{Path, PathBuf};
 
@@ -149,18 +149,13 @@ fn block_by_block_encoding_equals_the_offline_encoder() {
 
 /// `<text> <|audio_bos|> <|AUDIO|> x n <|audio_eos|> <text>` with the golden prompt's text ids.
 fn prompt(config: &str, thinker: &QwenThinker, audio_tokens: usize) -> (Vec<u32>, Vec<u32>) {
-    let ids: Vec<u32> = load(
-        &goldens()
-            .join(config)
-            .join("thinker_audio_inputs.safetensors"),
-    )["input_ids"]
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<i64>()
-        .unwrap()
-        .into_iter()
-        .map(|id| id as u32)
-        .collect();
+    let ids = token_ids(
+        &load(
+            &goldens()
+                .join(config)
+                .join("thinker_audio_inputs.safetensors"),
+        )["input_ids"],
+    );
     let c = thinker.config();
     let mut before: Vec<u32> = ids[..7].to_vec();
     before.push(c.audio_start_token_id);

@@ -15,6 +15,17 @@ pub fn load(path: &Path) -> HashMap<String, Tensor> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Token ids stored as i64 (transformers' `input_ids`, any shape), in order.
+pub fn token_ids(ids: &Tensor) -> Vec<u32> {
+    ids.flatten_all()
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|id| id as u32)
+        .collect()
+}
+
 /// Largest absolute difference of two tensors of the same shape.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
