@@ -3,7 +3,8 @@
 //!
 //! - [`gguf_tokenizer`]: byte-level BPE built from the GGUF vocabulary and merges.
 //! - [`chat_template`]: the model's Jinja chat template from the GGUF metadata.
-//! - [`linear`]: a projection prepared at load for candle's fastest CPU kernel.
+//! - [`linear`]: a projection prepared at load for the fastest CPU kernel.
+//! - [`q4_1`]: our Q4_1 x Q8_1 kernel (AVX2), which candle lacks.
 //! - [`model`]: the quantized decoder ([`GgufWeights`], shared) and one conversation's
 //!   truncatable KV cache over them ([`GgufModel`]).
 //! - [`shared`]: [`SharedGguf`], a model loaded once for many sessions.
@@ -14,6 +15,7 @@ pub mod chat_template;
 pub mod gguf_tokenizer;
 pub mod linear;
 pub mod model;
+pub mod q4_1;
 pub mod sampling;
 pub mod session;
 pub mod shared;

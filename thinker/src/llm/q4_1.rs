@@ -1,0 +1,573 @@
+//! [`Q4_1Matrix`]: Q4_1 weights times f32 activations on the CPU, computed the way llama.cpp does
+//! it: the activations are quantized to 8 bits per 32 values (Q8_1: a scale and the scaled sum),
+//! then each 32-value block is an integer dot product of the 4-bit weights with them.
+//!
+//! Why our own kernel: candle 0.11 has only scalar code for Q4_1 (SmolLM2's format), and
+//! re-quantizing the weights to Q8_0 for its SIMD kernels doubles the bytes every token reads
+//! (decode is bound by memory bandwidth). Here the 4-bit values stay as they are and AVX2 does
+//! the arithmetic: the unsigned nibbles are exactly the operand `maddubs` wants, so no sign
+//! tricks are needed. Four weight rows share each activation load.
+//!
+//! The numbers are llama.cpp's and candle's: the same Q8_1 activation quantization (scales
+//! rounded to f16) and the same integer products; only the float summation order is ours.
+//! The work is split across candle's CPU thread pool, so no threads are added.
+
+use std::sync::Mutex;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{D, Result, Tensor};
+use half::f16;
+
+/// Values per block, in the weights (Q4_1) and in the activations (Q8_1).
+const BLOCK: usize = 32;
+/// Bytes of one GGUF Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
+const Q4_1_BYTES: usize = 20;
+/// Weight rows stored and computed together against one activation block.
+const QUAD: usize = 4;
+
+/// Block `b` of four consecutive rows, interleaved at load so that a thread reads the matrix
+/// front to back (candle's fast kernels repack the same way). Row `r`'s 32 weights are
+/// `w[i] = scales[r] * q[i] + scales[4 + r]`; the low nibble of `nibbles[r][j]` is `q[j]`,
+/// the high one `q[j + 16]` (GGUF's order within a block).
+#[derive(Debug, Clone, Copy)]
+struct QuadBlock {
+    scales: [f16; 2 * QUAD],
+    nibbles: [[u8; 16]; QUAD],
+}
+
+/// One block of 32 activations `x[i] ~ d * q[i]`, laid out for the kernel: `low` is
+/// `q[0..16]` twice, `high` is `q[16..32]` twice (two rows' nibbles share one 32-byte load),
+/// `scales` is `d` four times then `s = d * sum(q)` four times (for the minimum term).
+#[derive(Debug, Clone, Copy)]
+struct ActivationBlock {
+    low: [i8; BLOCK],
+    high: [i8; BLOCK],
+    scales: [f32; 2 * QUAD],
+}
+
+/// A `[rows, cols]` Q4_1 matrix.
+#[derive(Debug)]
+pub struct Q4_1Matrix {
+    /// `[quads][cols / 32]`; rows beyond `rows` (up to a multiple of four) are zeros.
+    quads: Vec<QuadBlock>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Q4_1Matrix {
+    /// The matrix of a `[rows, cols]` Q4_1 tensor; `None` for other dtypes or shapes.
+    pub fn from_qtensor(weight: &QTensor) -> Result<Option<Self>> {
+        if weight.dtype() != GgmlDType::Q4_1 {
+            return Ok(None);
+        }
+        let Ok((rows, cols)) = weight.shape().dims2() else {
+            return Ok(None);
+        };
+        if !cols.is_multiple_of(BLOCK) || rows == 0 {
+            return Ok(None);
+        }
+        let per_row = cols / BLOCK;
+        let bytes = weight.data()?;
+        if bytes.len() != rows * per_row * Q4_1_BYTES {
+            candle_core::bail!(
+                "Q4_1 tensor [{rows}, {cols}] holds {} bytes, expected {}",
+                bytes.len(),
+                rows * per_row * Q4_1_BYTES
+            );
+        }
+        let zero = QuadBlock {
+            scales: [f16::ZERO; 2 * QUAD],
+            nibbles: [[0; 16]; QUAD],
+        };
+        let mut quads = vec![zero; rows.div_ceil(QUAD) * per_row];
+        for (index, block) in bytes.chunks_exact(Q4_1_BYTES).enumerate() {
+            let (row, b) = (index / per_row, index % per_row);
+            let quad = &mut quads[(row / QUAD) * per_row + b];
+            let r = row % QUAD;
+            quad.scales[r] = f16::from_le_bytes([block[0], block[1]]);
+            quad.scales[QUAD + r] = f16::from_le_bytes([block[2], block[3]]);
+            quad.nibbles[r].copy_from_slice(&block[4..]);
+        }
+        Ok(Some(Self { quads, rows, cols }))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn n_quads(&self) -> usize {
+        self.rows.div_ceil(QUAD)
+    }
+
+    fn quad(&self, quad: usize) -> &[QuadBlock] {
+        let per_row = self.cols / BLOCK;
+        &self.quads[quad * per_row..(quad + 1) * per_row]
+    }
+
+    /// `x W^T` for `x` of shape `[.., cols]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let [out] = Self::forward_shared([self], x)?;
+        Ok(out)
+    }
+
+    /// `x W_i^T` for each of `parts` (same `cols`): the activations are quantized once and all
+    /// rows go through the thread pool in one round.
+    pub fn forward_shared<const N: usize>(
+        parts: [&Q4_1Matrix; N],
+        x: &Tensor,
+    ) -> Result<[Tensor; N]> {
+        let cols = x.dim(D::Minus1)?;
+        if let Some(p) = parts.iter().find(|p| p.cols != cols) {
+            candle_core::bail!(
+                "Q4_1 matrix [{}, {}] times input of width {cols}",
+                p.rows,
+                p.cols
+            );
+        }
+        let leading = x.dims()[..x.rank() - 1].to_vec();
+        let values = x
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        let tokens = values.len() / cols;
+        let activations = quantize_activations(&values);
+
+        // The quads of all parts in order, split into one contiguous range per thread.
+        let total_quads: usize = parts.iter().map(|p| p.n_quads()).sum();
+        let quad_of = |global: usize| -> &[QuadBlock] {
+            let mut q = global;
+            for p in &parts {
+                if q < p.n_quads() {
+                    return p.quad(q);
+                }
+                q -= p.n_quads();
+            }
+            unreachable!("quad {global} is below the total of the parts' quads")
+        };
+        let pool = candle_core::utils::barrier_pool();
+        let quads_per_thread = total_quads.div_ceil(pool.n_workers() + 1);
+        let rows_per_thread = quads_per_thread * QUAD;
+        // Thread i computes quads [i * quads_per_thread, ..) into its own `[tokens][its rows]`.
+        let per_thread: Vec<Mutex<Vec<f32>>> = (0..total_quads.div_ceil(quads_per_thread))
+            .map(|_| Mutex::new(Vec::new()))
+            .collect();
+        let blocks_per_row = cols / BLOCK;
+        pool.execute(|thread| {
+            let Some(slot) = per_thread.get(thread) else {
+                return;
+            };
+            let first_quad = thread * quads_per_thread;
+            let n_quads = quads_per_thread.min(total_quads - first_quad);
+            let width = n_quads * QUAD;
+            let mut dst = vec![0f32; tokens * width];
+            for local in 0..n_quads {
+                let weights = quad_of(first_quad + local);
+                // The quad's weights stay in L1 while every token goes past them.
+                for (t, y) in activations.chunks_exact(blocks_per_row).enumerate() {
+                    let at = t * width + local * QUAD;
+                    dst[at..at + QUAD].copy_from_slice(&dot4(weights, y));
+                }
+            }
+            // Each thread has its own slot: the lock is never contended.
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = dst;
+        });
+        let per_thread: Vec<Vec<f32>> = per_thread
+            .into_iter()
+            .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+
+        // Each part's rows gathered from the threads' results, token by token.
+        let mut first_row = 0;
+        let mut outputs = Vec::with_capacity(N);
+        for p in parts {
+            let mut values = Vec::with_capacity(tokens * p.rows);
+            for t in 0..tokens {
+                let mut row = first_row;
+                while row < first_row + p.rows {
+                    let (thread, local) = (row / rows_per_thread, row % rows_per_thread);
+                    let computed = &per_thread[thread];
+                    let width = computed.len() / tokens;
+                    let take = (width - local).min(first_row + p.rows - row);
+                    let at = t * width + local;
+                    values.extend_from_slice(&computed[at..at + take]);
+                    row += take;
+                }
+            }
+            let mut shape = leading.clone();
+            shape.push(p.rows);
+            outputs.push(Tensor::from_vec(values, shape, x.device())?);
+            first_row += p.n_quads() * QUAD;
+        }
+        <[Tensor; N]>::try_from(outputs)
+            .map_err(|_| candle_core::Error::Msg("Q4_1 projections lost an output".into()))
+    }
+}
+
+/// Q8_1 blocks of `values` (a whole number of blocks), as llama.cpp and candle make them
+/// (scale and scaled sum rounded to f16), so results match their Q4_1 paths.
+fn quantize_activations(values: &[f32]) -> Vec<ActivationBlock> {
+    values
+        .chunks_exact(BLOCK)
+        .map(|x| {
+            let x: &[f32; BLOCK] = x.try_into().expect("chunks_exact yields whole blocks");
+            let (d, q, sum) = quantize_block(x);
+            let d = f16::from_f32(d);
+            let s = f16::from_f32(sum as f32) * d;
+            let mut block = ActivationBlock {
+                low: [0; BLOCK],
+                high: [0; BLOCK],
+                scales: std::array::from_fn(|i| if i < QUAD { d.to_f32() } else { s.to_f32() }),
+            };
+            for half in 0..2 {
+                block.low[half * 16..][..16].copy_from_slice(&q[..16]);
+                block.high[half * 16..][..16].copy_from_slice(&q[16..]);
+            }
+            block
+        })
+        .collect()
+}
+
+/// One block's scale `d = max|x| / 127`, its values `round(x / d)` (ties to even, as in
+/// llama.cpp's SIMD quantization; candle's scalar code rounds them away from zero) and their sum.
+#[inline]
+fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: compiled only when the whole build enables these features (see `dot4`).
+        unsafe { avx2::quantize_block(x) }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        quantize_block_plain(x)
+    }
+}
+
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ),
+    allow(dead_code)
+)]
+fn quantize_block_plain(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // |x * inverse| <= 127 by construction of d.
+    let q: [i8; BLOCK] = std::array::from_fn(|i| (x[i] * inverse).round_ties_even() as i8);
+    (d, q, q.iter().map(|&v| v as i32).sum())
+}
+
+/// The dot products of a quad's four rows with one row of activations.
+#[inline]
+fn dot4(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: this code is compiled only when AVX2 and FMA are enabled for the whole build
+        // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
+        unsafe { avx2::dot4(quads, y) }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        dot4_plain(quads, y)
+    }
+}
+
+/// The plain definition, per row: `sum over blocks of d_w d_x sum(q_w q_x) + m_w s_x`.
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ),
+    allow(dead_code)
+)]
+fn dot4_plain(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
+    std::array::from_fn(|r| {
+        quads
+            .iter()
+            .zip(y)
+            .map(|(w, x)| {
+                let mut sum = 0i32;
+                for j in 0..16 {
+                    sum += (w.nibbles[r][j] & 0x0F) as i32 * x.low[j] as i32;
+                    sum += (w.nibbles[r][j] >> 4) as i32 * x.high[j] as i32;
+                }
+                let scale = w.scales[r].to_f32() * x.scales[0];
+                let minimum = w.scales[QUAD + r].to_f32() * x.scales[QUAD];
+                sum as f32 * scale + minimum
+            })
+            .sum()
+    })
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ActivationBlock, BLOCK, QUAD, QuadBlock};
+
+    /// The four f32 lanes summed.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn sum4(v: __m128) -> f32 {
+        let pair = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+    }
+
+    /// Two rows' integer products with one activation block: the 32 nibble bytes of rows
+    /// `r` and `r + 1` against `low`/`high`, as 8 i32 lanes (4 per row).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn pair_products(nibbles: __m256i, low: __m256i, high: __m256i) -> __m256 {
+        let mask = _mm256_set1_epi8(0x0F);
+        let lo = _mm256_and_si256(nibbles, mask);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), mask);
+        // u8 x i8 pairs summed to i16: |2 * 15 * 127| twice still fits in i16.
+        let sums = _mm256_add_epi16(
+            _mm256_maddubs_epi16(lo, low),
+            _mm256_maddubs_epi16(hi, high),
+        );
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+        // SAFETY: four loads of 8 f32 from a 32-f32 array; no alignment needed.
+        let v: [__m256; 4] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
+        let sign = _mm256_set1_ps(-0.0);
+        let magnitude = v.map(|v| _mm256_andnot_ps(sign, v));
+        let m8 = _mm256_max_ps(
+            _mm256_max_ps(magnitude[0], magnitude[1]),
+            _mm256_max_ps(magnitude[2], magnitude[3]),
+        );
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let inverse = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        // Rounded to nearest (ties to even), then exact conversions: |values| <= 127.
+        let ints = v.map(|v| {
+            _mm256_cvtps_epi32(_mm256_round_ps(
+                _mm256_mul_ps(v, inverse),
+                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+            ))
+        });
+        let total = _mm256_add_epi32(
+            _mm256_add_epi32(ints[0], ints[1]),
+            _mm256_add_epi32(ints[2], ints[3]),
+        );
+        let t4 = _mm_add_epi32(
+            _mm256_castsi256_si128(total),
+            _mm256_extracti128_si256(total, 1),
+        );
+        let t2 = _mm_add_epi32(t4, _mm_unpackhi_epi64(t4, t4));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(t2, _mm_shuffle_epi32(t2, 1)));
+        // The packs work per 128-bit lane; the permute puts the values back in order.
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(ints[0], ints[1]),
+            _mm256_packs_epi32(ints[2], ints[3]),
+        );
+        let ordered =
+            _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        let mut q = [0i8; BLOCK];
+        // SAFETY: `q` is 32 writable bytes; no alignment needed.
+        unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
+        (d, q, sum)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dot4(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
+        let rows_01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+        let rows_23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+        let mut acc_01 = _mm256_setzero_ps();
+        let mut acc_23 = _mm256_setzero_ps();
+        let mut acc_minimum = _mm256_setzero_ps();
+        for (w, x) in quads.iter().zip(y) {
+            // SAFETY: every load reads whole arrays of the references it is given (32 bytes of
+            // `low`/`high`, 8 f32 of `scales`, 8 f16 of `scales`, 64 bytes of `nibbles`); none
+            // needs alignment.
+            let (low, high, x_scales, w_scales, n_01, n_23) = unsafe {
+                let nibbles = w.nibbles.as_ptr().cast::<u8>();
+                (
+                    _mm256_loadu_si256(x.low.as_ptr().cast()),
+                    _mm256_loadu_si256(x.high.as_ptr().cast()),
+                    _mm256_loadu_ps(x.scales.as_ptr()),
+                    _mm_loadu_si128(w.scales.as_ptr().cast()),
+                    _mm256_loadu_si256(nibbles.cast()),
+                    _mm256_loadu_si256(nibbles.add(32).cast()),
+                )
+            };
+            // [d_w d_x for rows 0..4, m_w s_x for rows 0..4]
+            let scales = _mm256_mul_ps(_mm256_cvtph_ps(w_scales), x_scales);
+            acc_minimum = _mm256_add_ps(acc_minimum, scales);
+            acc_01 = _mm256_fmadd_ps(
+                pair_products(n_01, low, high),
+                _mm256_permutevar8x32_ps(scales, rows_01),
+                acc_01,
+            );
+            acc_23 = _mm256_fmadd_ps(
+                pair_products(n_23, low, high),
+                _mm256_permutevar8x32_ps(scales, rows_23),
+                acc_23,
+            );
+        }
+        let mut minimum = [0f32; QUAD];
+        // SAFETY: `minimum` is 4 writable f32.
+        unsafe { _mm_storeu_ps(minimum.as_mut_ptr(), _mm256_extractf128_ps(acc_minimum, 1)) };
+        [
+            sum4(_mm256_castps256_ps128(acc_01)) + minimum[0],
+            sum4(_mm256_extractf128_ps(acc_01, 1)) + minimum[1],
+            sum4(_mm256_castps256_ps128(acc_23)) + minimum[2],
+            sum4(_mm256_extractf128_ps(acc_23, 1)) + minimum[3],
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module};
+
+    fn weights(rows: usize, cols: usize) -> QTensor {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 211) as f32 / 105.0 - 1.0) * (1.0 + (i % 5) as f32))
+            .collect();
+        let t = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
+        QTensor::quantize(&t, GgmlDType::Q4_1).unwrap()
+    }
+
+    fn input(tokens: usize, cols: usize) -> Tensor {
+        let values: Vec<f32> = (0..tokens * cols)
+            .map(|i| (i as f32 * 0.37).sin() * 3.0)
+            .collect();
+        Tensor::from_vec(values, (1, tokens, cols), &Device::Cpu).unwrap()
+    }
+
+    /// Largest difference relative to the largest output.
+    fn relative_difference(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale
+    }
+
+    #[test]
+    fn matches_candles_q4_1_matmul() {
+        // Row counts that are and are not multiples of four; one token (decode) and several.
+        for (rows, cols, tokens) in [(20, 64, 1), (22, 96, 1), (13, 64, 7), (64, 256, 3)] {
+            let w = weights(rows, cols);
+            let ours = Q4_1Matrix::from_qtensor(&w).unwrap().unwrap();
+            let x = input(tokens, cols);
+            let expected = QMatMul::from_qtensor(w).unwrap().forward(&x).unwrap();
+            let got = ours.forward(&x).unwrap();
+            assert_eq!(got.dims(), expected.dims());
+            let diff = relative_difference(&got, &expected);
+            assert!(diff < 1e-5, "[{rows}, {cols}] x {tokens} tokens: {diff}");
+        }
+    }
+
+    #[test]
+    fn shared_inputs_give_each_part_its_own_product() {
+        let (a, b) = (weights(12, 64), weights(6, 64));
+        let x = input(5, 64);
+        let (qa, qb) = (
+            Q4_1Matrix::from_qtensor(&a).unwrap().unwrap(),
+            Q4_1Matrix::from_qtensor(&b).unwrap().unwrap(),
+        );
+        let [ya, yb] = Q4_1Matrix::forward_shared([&qa, &qb], &x).unwrap();
+        assert_eq!(ya.dims(), &[1, 5, 12]);
+        assert_eq!(yb.dims(), &[1, 5, 6]);
+        assert!(relative_difference(&ya, &qa.forward(&x).unwrap()) == 0.0);
+        assert!(relative_difference(&yb, &qb.forward(&x).unwrap()) == 0.0);
+        assert!(Q4_1Matrix::forward_shared([&qa], &input(1, 32)).is_err());
+    }
+
+    #[test]
+    fn other_dtypes_are_not_taken() {
+        let t = Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let q8 = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
+        assert!(Q4_1Matrix::from_qtensor(&q8).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_simd_and_plain_quantizations_agree() {
+        for scale in [0.0f32, 1e-3, 1.0, 250.0] {
+            let x: [f32; BLOCK] = std::array::from_fn(|i| (i as f32 * 0.61).sin() * scale);
+            assert_eq!(
+                quantize_block(&x),
+                quantize_block_plain(&x),
+                "scale {scale}"
+            );
+        }
+        // Ties go to even in both.
+        let mut x = [0f32; BLOCK];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -3.5;
+        let (d, q, sum) = quantize_block(&x);
+        assert_eq!((d, q[1], q[2], sum), (1.0, 2, -4, 125));
+        assert_eq!(quantize_block_plain(&x), (d, q, sum));
+    }
+
+    #[test]
+    fn the_simd_and_plain_dot_products_agree() {
+        let w = Q4_1Matrix::from_qtensor(&weights(4, 128)).unwrap().unwrap();
+        let values = input(1, 128)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let y = quantize_activations(&values);
+        let fast = dot4(w.quad(0), &y);
+        let plain = dot4_plain(w.quad(0), &y);
+        for r in 0..4 {
+            assert!(
+                (fast[r] - plain[r]).abs() <= 1e-5 * plain[r].abs().max(1.0),
+                "row {r}: {} vs {}",
+                fast[r],
+                plain[r]
+            );
+        }
+    }
+}
