@@ -113,8 +113,9 @@ impl CandleKernel {
 enum Kernel {
     Candle(CandleKernel),
     /// Our Q4_1 kernel; on CPUs with candle's repacked 8-bit kernel, also a padded Q8_0 copy
-    /// for inputs of several tokens (prefill), where that kernel is faster (measured: 84 vs
-    /// 111 ms for a 50-token turn; decode 70 vs 75-79 tokens/s the other way round).
+    /// for inputs of several tokens (prefill), where that kernel is faster (measured on a
+    /// 2-core Xeon: 75 vs 111 ms for a 50-token turn; decode 79 vs 87-92 tokens/s the other
+    /// way round).
     Q4_1 {
         matrix: Q4_1Matrix,
         prefill: Option<CandleKernel>,

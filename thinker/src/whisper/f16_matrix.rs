@@ -6,19 +6,20 @@
 //! embedding, 51864 x 384) per step; candle's gemv took ~7 ms for the output layer alone.
 //! Whisper ships its weights as f16 (loading widened them to f32 exactly), so keeping them as
 //! f16 halves the bytes read. Each row is widened back to f32 before its dot product, so every
-//! product is the same as in f32; only the summation order is our own. Large matrices (the
-//! output layer) are split across the compute threads (candle's thread count).
+//! product is the same as in f32; only the summation order is our own. With F16C the widening
+//! is fused into the dot product (no row buffer). Matrices of more than a few hundred rows are
+//! split across candle's CPU thread pool (its workers spin between calls, so handing them work
+//! costs about a microsecond, not a thread spawn).
 //!
 //! If the weights are not exactly representable in f16 (a model stored in f32), they stay f32.
 
 use candle_core::{DType, Result, Tensor};
 use half::f16;
-use half::slice::HalfFloatSliceExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Below this many rows a matrix is multiplied on the calling thread: spawning a helper costs
-/// tens of microseconds, more than the layer matrices take (384-1536 rows).
-const MIN_ROWS_TO_SPLIT: usize = 8192;
+/// Below this many rows a matrix is multiplied on the calling thread: its product takes a few
+/// microseconds, about what handing half of it to another thread costs.
+const MIN_ROWS_TO_SPLIT: usize = 256;
 
 /// Row storage: f16 when lossless, else f32. Shared (`Arc`): clones of a loaded model (one per
 /// session) use the same weights.
@@ -73,21 +74,19 @@ impl F16Matrix {
                 out.len()
             );
         }
-        let threads = if self.n_rows >= MIN_ROWS_TO_SPLIT {
-            candle_core::utils::get_num_threads().max(1)
-        } else {
-            1
-        };
-        let rows_per_thread = self.n_rows.div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut chunks = out.chunks_mut(rows_per_thread).enumerate();
-            // The calling thread takes the first chunk itself instead of idling.
-            let first = chunks.next();
-            for (i, chunk) in chunks {
-                scope.spawn(move || self.mul_rows(i * rows_per_thread, vector, chunk));
-            }
-            if let Some((_, chunk)) = first {
-                self.mul_rows(0, vector, chunk);
+        if self.n_rows < MIN_ROWS_TO_SPLIT {
+            self.mul_rows(0, vector, out);
+            return Ok(());
+        }
+        let pool = candle_core::utils::barrier_pool();
+        let rows_per_thread = self.n_rows.div_ceil(pool.n_workers() + 1);
+        let chunks: Vec<Mutex<&mut [f32]>> =
+            out.chunks_mut(rows_per_thread).map(Mutex::new).collect();
+        pool.execute(|thread| {
+            if let Some(chunk) = chunks.get(thread) {
+                // Each thread takes its own chunk: the lock is never contended.
+                let mut chunk = chunk.lock().unwrap_or_else(|e| e.into_inner());
+                self.mul_rows(thread * rows_per_thread, vector, &mut chunk);
             }
         });
         Ok(())
@@ -99,11 +98,8 @@ impl F16Matrix {
         let range = first_row * d..(first_row + out.len()) * d;
         match &self.rows {
             Rows::F16(rows) => {
-                let mut row32 = vec![0f32; d];
                 for (value, row) in out.iter_mut().zip(rows[range].chunks_exact(d)) {
-                    // Vectorised (F16C) widening of one row; exact.
-                    row.convert_to_f32_slice(&mut row32);
-                    *value = dot(&row32, vector);
+                    *value = dot_f16(row, vector);
                 }
             }
             Rows::F32(rows) => {
@@ -112,6 +108,80 @@ impl F16Matrix {
                 }
             }
         }
+    }
+}
+
+/// `row . vector` with the row widened from f16 as it is read.
+#[inline]
+fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: compiled only when the whole build enables these features
+        // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
+        unsafe { simd::dot_f16(row, vector) }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        use half::slice::HalfFloatSliceExt;
+        let mut row32 = vec![0f32; row.len()];
+        // Vectorised widening where the target has it; exact.
+        row.convert_to_f32_slice(&mut row32);
+        dot(&row32, vector)
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod simd {
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// Four chains of 8-wide FMAs over 32 values at a time, then the tail.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
+        let n = row.len().min(vector.len());
+        let whole = n - n % 32;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < whole {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let at = i + 8 * k;
+                // SAFETY: at + 8 <= whole <= both lengths; unaligned loads of 8 f16 / 8 f32.
+                let (w, v) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(at).cast())),
+                        _mm256_loadu_ps(vector.as_ptr().add(at)),
+                    )
+                };
+                *acc = _mm256_fmadd_ps(w, v, *acc);
+            }
+            i += 32;
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let quad = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+        let total = _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+        let tail: f32 = row[whole..n]
+            .iter()
+            .zip(&vector[whole..n])
+            .map(|(w, v)| w.to_f32() * v)
+            .sum();
+        total + tail
     }
 }
 
