@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use parley_audio_io::constants::frame_samples;
 use parley_audio_io::{AudioCounters, OpusDecoder, OpusEncoder, StreamResampler, audio_ring};
 
@@ -87,4 +87,11 @@ fn opus(c: &mut Criterion) {
 }
 
 criterion_group!(benches, ring_push_pop, resample, opus);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

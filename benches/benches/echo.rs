@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use parley_audio_io::constants::{MODEL_INPUT_RATE, frame_samples};
 use parley_audio_io::echo::{EchoCanceller, RoomShape, SimulatedRoom};
 use parley_audio_io::wav::read_wav;
@@ -78,4 +78,11 @@ fn echo_canceller(c: &mut Criterion) {
 }
 
 criterion_group!(benches, echo_canceller);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

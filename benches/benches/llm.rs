@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use parley_thinker::llm::{GgufThinker, SessionConfig};
 use parley_thinker::seam::{Thinker, ThinkerEvent};
 use parley_thinker::stream::CancelGuard;
@@ -110,4 +110,11 @@ fn prefill(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode, prefill);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use parley_audio_io::constants::{WIRE_PCM_RATE, frame_samples};
 use parley_protocol::events::ResponseOutputAudioDelta;
 use parley_protocol::{AudioFrame, Pcm16Audio, ServerEvent, parse_server_event};
@@ -58,4 +58,11 @@ fn binary_frame_round_trip(c: &mut Criterion) {
 }
 
 criterion_group!(benches, json_delta_round_trip, binary_frame_round_trip);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group};
 use parley_thinker::qwen::text_model::TextModel;
 use parley_thinker::qwen::{
     Checkpoint, Message, MropePositions, QwenSession, QwenThinker, QwenTokenizer, SessionConfig,
@@ -143,4 +143,11 @@ fn bench_full_depth(c: &mut Criterion) {
 }
 
 criterion_group!(qwen_decode, bench_session, bench_full_depth);
-criterion_main!(qwen_decode);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    qwen_decode();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use parley_talker::qwen::talker_model::{TalkerConfig, TalkerModel};
 use parley_thinker::qwen::MropePositions;
 
@@ -59,4 +59,11 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(qwen_talker, benches);
-criterion_main!(qwen_talker);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    qwen_talker();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use parley_thinker::qwen::audio_encoder::AudioEncoder;
 use parley_thinker::qwen::text_model::TextModel;
 use parley_thinker::qwen::{Checkpoint, MropePositions, QwenThinker, ThinkerConfig};
@@ -116,4 +116,11 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(qwen_thinker, benches);
-criterion_main!(qwen_thinker);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    qwen_thinker();
+    Criterion::default().configure_from_args().final_summary();
+}

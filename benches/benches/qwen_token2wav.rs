@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use parley_talker::qwen::dit::Dit;
 use parley_talker::qwen::dit_config::DitConfig;
 
@@ -67,4 +67,11 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(qwen_token2wav, benches);
-criterion_main!(qwen_token2wav);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    qwen_token2wav();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use parley_talker::Talker;
 use parley_talker::hibari::dsp::DetNoise;
 use parley_talker::hibari::talker::{HibariConfig, HibariTalker, HibariTts};
@@ -101,4 +101,11 @@ fn talker(c: &mut Criterion) {
 }
 
 criterion_group!(benches, talker);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

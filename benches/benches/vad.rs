@@ -4,9 +4,9 @@
 //!   `assets/audio/vad_two_phrases.wav` so the LSTM state stays realistic);
 //! - endpointer: one labelled window through the `server_vad` endpointer.
 //!
-//! Measured on the 2-core dev machine (other builds running, so upper bounds): silero 87 µs with
-//! `RAYON_NUM_THREADS=2` (≈45 µs when idle), 302 µs without it (candle reads /proc/cpuinfo on
-//! every matmul when the variable is unset); endpointer ≈30 ns.
+//! Measured on 2-core dev machines: silero 45-87 µs (50 µs on a Xeon with AVX-512), 170-302 µs
+//! when `RAYON_NUM_THREADS` is unset (candle then reads /proc/cpuinfo on every matmul; `main`
+//! below fixes it as the `parley` binary does); endpointer ≈20-30 ns.
 //!
 //! Needs the installed model (`parley models fetch`).
 //! `cargo bench -p parley-benches --bench vad`
@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use parley_audio_io::constants::MODEL_INPUT_RATE;
 use parley_audio_io::wav::read_wav;
 use parley_thinker::stream::{Step, StreamingModule};
@@ -75,4 +75,11 @@ fn endpointer(c: &mut Criterion) {
 }
 
 criterion_group!(benches, silero, endpointer);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use parley_audio_io::constants::MODEL_INPUT_RATE;
 use parley_models::catalog::WHISPER_TINY_EN;
 use parley_thinker::stream::CancelGuard;
@@ -62,4 +62,11 @@ fn bench_whisper(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_whisper);
-criterion_main!(benches);
+
+fn main() {
+    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
+    // candle's thread count fixed, as the `parley` binary does.
+    unsafe { parley_models::compute_threads::pin_compute_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -6,6 +6,7 @@
 //! or whose files do not match it, is not used: fetching replaces it.
 
 pub mod catalog;
+pub mod compute_threads;
 pub mod ct2;
 pub mod fetch;
 pub mod memory;
