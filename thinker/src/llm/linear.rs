@@ -14,9 +14,10 @@
 //!   in `tests/llm_logits.rs` bounds the difference.
 //! - With the same padded input, projections sharing it (q/k/v, gate/up) go through candle's
 //!   fused call: one activation quantization and one thread-pool round for all of them.
-//! - Q4_1 weights (SmolLM2's format) skip all of this where the CPU has AVX2: they stay 4-bit
-//!   and go through our own kernel ([`Q4_1Matrix`]), which reads half the bytes of Q8_0 per
-//!   token and keeps llama.cpp's numerics (activations quantized per 32 values).
+//! - Q4_1 and Q8_0 weights (SmolLM2's formats) go through our own kernels where AVX2 is
+//!   compiled in ([`super::quad`]): Q4_1 stays 4-bit (half the bytes of Q8_0 per token), no
+//!   padding, llama.cpp's numerics (activations quantized per 32 values). On VNNI CPUs a
+//!   padded copy for candle's kernel is kept for prefill, where that kernel is faster.
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, Device, Module, Tensor};
 
 use super::LlmError;
-use super::q4_1::Q4_1Matrix;
+use super::quad::{Q4_1Matrix, Q8_0Matrix};
 
 /// Input widths are padded to a multiple of this (candle's repacked kernel needs it).
 const FAST_KERNEL_WIDTH: usize = 256;
@@ -53,9 +54,9 @@ pub fn padded_width(width: usize, pad: bool) -> usize {
     }
 }
 
-/// Whether Q4_1 weights go through [`Q4_1Matrix`]: where its SIMD kernel is compiled in (AVX2,
-/// FMA and F16C, see `.cargo/config.toml`) and the weights live on the CPU.
-fn q4_1_kernel_applies(device: &Device) -> bool {
+/// Whether Q4_1 and Q8_0 weights go through our kernels: where their SIMD code is compiled in
+/// (AVX2, FMA and F16C, see `.cargo/config.toml`) and the weights live on the CPU.
+fn our_kernels_apply(device: &Device) -> bool {
     cfg!(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -108,16 +109,40 @@ impl CandleKernel {
     }
 }
 
+/// One of our kernels' matrices.
+#[derive(Debug)]
+enum OurMatrix {
+    Q4_1(Q4_1Matrix),
+    Q8_0(Q8_0Matrix),
+}
+
+impl OurMatrix {
+    fn new(weight: &QTensor) -> Result<Option<Self>, LlmError> {
+        Ok(match weight.dtype() {
+            GgmlDType::Q4_1 => Q4_1Matrix::from_qtensor(weight)?.map(Self::Q4_1),
+            GgmlDType::Q8_0 => Q8_0Matrix::from_qtensor(weight)?.map(Self::Q8_0),
+            _ => None,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Q4_1(m) => m.forward(x),
+            Self::Q8_0(m) => m.forward(x),
+        }
+    }
+}
+
 /// Which code multiplies.
 #[derive(Debug)]
 enum Kernel {
     Candle(CandleKernel),
-    /// Our Q4_1 kernel; on CPUs with candle's repacked 8-bit kernel, also a padded Q8_0 copy
+    /// Our kernel; on CPUs with candle's repacked 8-bit kernel, also a padded Q8_0 copy
     /// for inputs of several tokens (prefill), where that kernel is faster (measured on a
     /// 2-core Xeon with AVX-VNNI: 75-80 vs 96 ms for a 50-token turn; for decode it is the
     /// other way round, 90.5 vs 95 tokens/s, and ours is 3.5x closer to the f32 logits).
-    Q4_1 {
-        matrix: Q4_1Matrix,
+    Ours {
+        matrix: OurMatrix,
         prefill: Option<CandleKernel>,
     },
 }
@@ -135,9 +160,8 @@ impl Linear {
     /// 256 when that lets candle's fast kernel run.
     pub fn new(weight: Arc<QTensor>, pad: bool, device: &Device) -> Result<Self, LlmError> {
         let (out_width, in_width) = weight.shape().dims2()?;
-        if weight.dtype() == GgmlDType::Q4_1
-            && q4_1_kernel_applies(device)
-            && let Some(matrix) = Q4_1Matrix::from_qtensor(&weight)?
+        if our_kernels_apply(device)
+            && let Some(matrix) = OurMatrix::new(&weight)?
         {
             let prefill = if pad {
                 Some(CandleKernel::new(weight, pad, device)?)
@@ -145,7 +169,7 @@ impl Linear {
                 None
             };
             return Ok(Self {
-                kernel: Kernel::Q4_1 { matrix, prefill },
+                kernel: Kernel::Ours { matrix, prefill },
                 in_width,
                 out_width,
             });
@@ -171,10 +195,10 @@ impl Linear {
     fn candle_kernel(&self, tokens: usize) -> Option<&CandleKernel> {
         match &self.kernel {
             Kernel::Candle(k) => Some(k),
-            Kernel::Q4_1 {
+            Kernel::Ours {
                 prefill: Some(k), ..
             } if tokens > 1 => Some(k),
-            Kernel::Q4_1 { .. } => None,
+            Kernel::Ours { .. } => None,
         }
     }
 
@@ -182,7 +206,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match (&self.kernel, self.candle_kernel(positions(x))) {
             (_, Some(k)) => k.forward(x),
-            (Kernel::Q4_1 { matrix, .. }, None) => matrix.forward(x),
+            (Kernel::Ours { matrix, .. }, None) => matrix.forward(x),
             (Kernel::Candle(k), None) => k.forward(x),
         }
     }
@@ -196,9 +220,19 @@ impl Linear {
         let tokens = positions(x);
         if parts.iter().all(|p| p.in_width == width) {
             let candle = all_some(parts.map(|p| p.candle_kernel(tokens)));
-            let ours = all_some(parts.map(|p| match &p.kernel {
-                Kernel::Q4_1 { matrix, .. } => Some(matrix),
-                Kernel::Candle(_) => None,
+            let q4_1 = all_some(parts.map(|p| match &p.kernel {
+                Kernel::Ours {
+                    matrix: OurMatrix::Q4_1(m),
+                    ..
+                } => Some(m),
+                _ => None,
+            }));
+            let q8_0 = all_some(parts.map(|p| match &p.kernel {
+                Kernel::Ours {
+                    matrix: OurMatrix::Q8_0(m),
+                    ..
+                } => Some(m),
+                _ => None,
             }));
             if let Some(kernels) = candle
                 && kernels.iter().all(|k| {
@@ -215,8 +249,10 @@ impl Linear {
                 {
                     return Ok(outs);
                 }
-            } else if let Some(matrices) = ours {
+            } else if let Some(matrices) = q4_1 {
                 return Q4_1Matrix::forward_shared(matrices, x);
+            } else if let Some(matrices) = q8_0 {
+                return Q8_0Matrix::forward_shared(matrices, x);
             }
         }
         let mut outs = Vec::with_capacity(N);

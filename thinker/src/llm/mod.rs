@@ -4,7 +4,7 @@
 //! - [`gguf_tokenizer`]: byte-level BPE built from the GGUF vocabulary and merges.
 //! - [`chat_template`]: the model's Jinja chat template from the GGUF metadata.
 //! - [`linear`]: a projection prepared at load for the fastest CPU kernel.
-//! - [`q4_1`]: our Q4_1 x Q8_1 kernel (AVX2), which candle lacks.
+//! - [`quad`]: our Q4_1 and Q8_0 kernels (AVX2, rows interleaved by four).
 //! - [`model`]: the quantized decoder ([`GgufWeights`], shared) and one conversation's
 //!   truncatable KV cache over them ([`GgufModel`]).
 //! - [`shared`]: [`SharedGguf`], a model loaded once for many sessions.
@@ -15,7 +15,7 @@ pub mod chat_template;
 pub mod gguf_tokenizer;
 pub mod linear;
 pub mod model;
-pub mod q4_1;
+pub mod quad;
 pub mod sampling;
 pub mod session;
 pub mod shared;

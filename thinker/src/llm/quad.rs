@@ -1,16 +1,22 @@
-//! [`Q4_1Matrix`]: Q4_1 weights times f32 activations on the CPU, computed the way llama.cpp does
-//! it: the activations are quantized to 8 bits per 32 values (Q8_1: a scale and the scaled sum),
-//! then each 32-value block is an integer dot product of the 4-bit weights with them.
+//! [`QuadMatrix`]: quantized GGUF weights (Q4_1 or Q8_0) times f32 activations on the CPU,
+//! computed the way llama.cpp does it: the activations are quantized to 8 bits per 32 values
+//! (Q8_1/Q8_0: a scale, and for Q4_1 the scaled sum), then each 32-value block is an integer
+//! dot product of the weights with them.
 //!
-//! Why our own kernel: candle 0.11 has only scalar code for Q4_1 (SmolLM2's format), and
-//! re-quantizing the weights to Q8_0 for its SIMD kernels doubles the bytes every token reads
-//! (decode is bound by memory bandwidth). Here the 4-bit values stay as they are and AVX2 does
-//! the arithmetic: the unsigned nibbles are exactly the operand `maddubs` wants, so no sign
-//! tricks are needed. Four weight rows share each activation load.
+//! Why our own kernels:
+//! - candle 0.11 has only scalar code for Q4_1 (SmolLM2's format), and re-quantizing the
+//!   weights to Q8_0 for its SIMD kernels doubles the bytes every token reads (decode is bound
+//!   by memory bandwidth). Here the 4-bit values stay as they are; the unsigned nibbles are
+//!   exactly the operand AVX2's `maddubs` wants.
+//! - For Q8_0 (SmolLM2's token embedding, also its output layer) candle's fast kernel needs
+//!   AVX-VNNI and input widths padded to 256 (a third more bytes for SmolLM2); its AVX2 path
+//!   is slow (measured 75 vs 95 tokens/s when the output layer took it).
 //!
-//! The numbers are llama.cpp's and candle's: the same Q8_1 activation quantization (scales
-//! rounded to f16) and the same integer products; only the float summation order is ours.
-//! The work is split across candle's CPU thread pool, so no threads are added.
+//! Rows are interleaved by four at load so a thread reads the matrix front to back and four
+//! rows share each activation load. The numbers are llama.cpp's: the same activation
+//! quantization (scales rounded to f16, ties to even as in its SIMD code) and the same integer
+//! products; only the float summation order is ours. The work is split across candle's CPU
+//! thread pool, so no threads are added.
 
 use std::sync::Mutex;
 
@@ -18,46 +24,148 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{D, Result, Tensor};
 use half::f16;
 
-/// Values per block, in the weights (Q4_1) and in the activations (Q8_1).
+/// Values per block, in the weights and in the activations.
 const BLOCK: usize = 32;
 /// Bytes of one GGUF Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
 const Q4_1_BYTES: usize = 20;
+/// Bytes of one GGUF Q8_0 block: f16 scale, 32 signed bytes.
+const Q8_0_BYTES: usize = 34;
 /// Weight rows stored and computed together against one activation block.
 const QUAD: usize = 4;
 
-/// Block `b` of four consecutive rows, interleaved at load so that a thread reads the matrix
-/// front to back (candle's fast kernels repack the same way). Row `r`'s 32 weights are
-/// `w[i] = scales[r] * q[i] + scales[4 + r]`; the low nibble of `nibbles[r][j]` is `q[j]`,
-/// the high one `q[j + 16]` (GGUF's order within a block).
+/// One weight format's block of four rows: how it is read from GGUF bytes and multiplied.
+pub trait QuadFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
+    const DTYPE: GgmlDType;
+    /// Bytes of one GGUF block of one row.
+    const GGUF_BYTES: usize;
+    /// The all-zero block (rows beyond the last one).
+    const ZERO: Self;
+    /// Copies row `r`'s GGUF block `bytes` into this quad block.
+    fn set_row(&mut self, r: usize, bytes: &[u8]);
+    /// The dot products of a quad's four rows with one row of activations.
+    fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD];
+}
+
+/// Q4_1 block `b` of four consecutive rows. Row `r`'s 32 weights are
+/// `w[i] = scales[r] * q[i] + scales[4 + r]`; the low nibble of `nibbles[r][j]` is `q[j]`, the
+/// high one `q[j + 16]` (GGUF's order within a block).
 #[derive(Debug, Clone, Copy)]
-struct QuadBlock {
+pub struct Q4_1Quad {
     scales: [f16; 2 * QUAD],
     nibbles: [[u8; 16]; QUAD],
 }
 
-/// One block of 32 activations `x[i] ~ d * q[i]`, laid out for the kernel: `low` is
-/// `q[0..16]` twice, `high` is `q[16..32]` twice (two rows' nibbles share one 32-byte load),
-/// `scales` is `d` four times then `s = d * sum(q)` four times (for the minimum term).
+/// Q8_0 block `b` of four consecutive rows: row `r`'s weights are `scales[r] * values[r][i]`.
 #[derive(Debug, Clone, Copy)]
-struct ActivationBlock {
+pub struct Q8_0Quad {
+    scales: [f16; QUAD],
+    values: [[i8; BLOCK]; QUAD],
+}
+
+/// One block of 32 activations `x[i] ~ d * q[i]`, laid out for the kernels: `low` is
+/// `q[0..16]` twice, `high` is `q[16..32]` twice (two Q4_1 rows' nibbles share one 32-byte
+/// load), `scales` is `d` four times then `s = d * sum(q)` four times (Q4_1's minimum term).
+#[derive(Debug, Clone, Copy)]
+pub struct ActivationBlock {
     low: [i8; BLOCK],
     high: [i8; BLOCK],
     scales: [f32; 2 * QUAD],
 }
 
-/// A `[rows, cols]` Q4_1 matrix.
+impl QuadFormat for Q4_1Quad {
+    const DTYPE: GgmlDType = GgmlDType::Q4_1;
+    const GGUF_BYTES: usize = Q4_1_BYTES;
+    const ZERO: Self = Self {
+        scales: [f16::ZERO; 2 * QUAD],
+        nibbles: [[0; 16]; QUAD],
+    };
+
+    fn set_row(&mut self, r: usize, bytes: &[u8]) {
+        self.scales[r] = f16::from_le_bytes([bytes[0], bytes[1]]);
+        self.scales[QUAD + r] = f16::from_le_bytes([bytes[2], bytes[3]]);
+        self.nibbles[r].copy_from_slice(&bytes[4..Q4_1_BYTES]);
+    }
+
+    #[inline]
+    fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD] {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            // SAFETY: compiled only when AVX2, FMA and F16C are enabled for the whole build
+            // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
+            unsafe { avx2::dot4_q4_1(quads, y) }
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        )))]
+        {
+            dot4_q4_1_plain(quads, y)
+        }
+    }
+}
+
+impl QuadFormat for Q8_0Quad {
+    const DTYPE: GgmlDType = GgmlDType::Q8_0;
+    const GGUF_BYTES: usize = Q8_0_BYTES;
+    const ZERO: Self = Self {
+        scales: [f16::ZERO; QUAD],
+        values: [[0; BLOCK]; QUAD],
+    };
+
+    fn set_row(&mut self, r: usize, bytes: &[u8]) {
+        self.scales[r] = f16::from_le_bytes([bytes[0], bytes[1]]);
+        for (v, &b) in self.values[r].iter_mut().zip(&bytes[2..Q8_0_BYTES]) {
+            *v = b as i8;
+        }
+    }
+
+    #[inline]
+    fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD] {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            // SAFETY: as for Q4_1 above.
+            unsafe { avx2::dot4_q8_0(quads, y) }
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        )))]
+        {
+            dot4_q8_0_plain(quads, y)
+        }
+    }
+}
+
+/// A `[rows, cols]` matrix of one format.
 #[derive(Debug)]
-pub struct Q4_1Matrix {
+pub struct QuadMatrix<F: QuadFormat> {
     /// `[quads][cols / 32]`; rows beyond `rows` (up to a multiple of four) are zeros.
-    quads: Vec<QuadBlock>,
+    quads: Vec<F>,
     rows: usize,
     cols: usize,
 }
 
-impl Q4_1Matrix {
-    /// The matrix of a `[rows, cols]` Q4_1 tensor; `None` for other dtypes or shapes.
+pub type Q4_1Matrix = QuadMatrix<Q4_1Quad>;
+pub type Q8_0Matrix = QuadMatrix<Q8_0Quad>;
+
+impl<F: QuadFormat> QuadMatrix<F> {
+    /// The matrix of a `[rows, cols]` tensor of this format; `None` for other dtypes or shapes.
     pub fn from_qtensor(weight: &QTensor) -> Result<Option<Self>> {
-        if weight.dtype() != GgmlDType::Q4_1 {
+        if weight.dtype() != F::DTYPE {
             return Ok(None);
         }
         let Ok((rows, cols)) = weight.shape().dims2() else {
@@ -68,25 +176,18 @@ impl Q4_1Matrix {
         }
         let per_row = cols / BLOCK;
         let bytes = weight.data()?;
-        if bytes.len() != rows * per_row * Q4_1_BYTES {
+        if bytes.len() != rows * per_row * F::GGUF_BYTES {
             candle_core::bail!(
-                "Q4_1 tensor [{rows}, {cols}] holds {} bytes, expected {}",
+                "{:?} tensor [{rows}, {cols}] holds {} bytes, expected {}",
+                F::DTYPE,
                 bytes.len(),
-                rows * per_row * Q4_1_BYTES
+                rows * per_row * F::GGUF_BYTES
             );
         }
-        let zero = QuadBlock {
-            scales: [f16::ZERO; 2 * QUAD],
-            nibbles: [[0; 16]; QUAD],
-        };
-        let mut quads = vec![zero; rows.div_ceil(QUAD) * per_row];
-        for (index, block) in bytes.chunks_exact(Q4_1_BYTES).enumerate() {
+        let mut quads = vec![F::ZERO; rows.div_ceil(QUAD) * per_row];
+        for (index, block) in bytes.chunks_exact(F::GGUF_BYTES).enumerate() {
             let (row, b) = (index / per_row, index % per_row);
-            let quad = &mut quads[(row / QUAD) * per_row + b];
-            let r = row % QUAD;
-            quad.scales[r] = f16::from_le_bytes([block[0], block[1]]);
-            quad.scales[QUAD + r] = f16::from_le_bytes([block[2], block[3]]);
-            quad.nibbles[r].copy_from_slice(&block[4..]);
+            quads[(row / QUAD) * per_row + b].set_row(row % QUAD, block);
         }
         Ok(Some(Self { quads, rows, cols }))
     }
@@ -103,7 +204,7 @@ impl Q4_1Matrix {
         self.rows.div_ceil(QUAD)
     }
 
-    fn quad(&self, quad: usize) -> &[QuadBlock] {
+    fn quad(&self, quad: usize) -> &[F] {
         let per_row = self.cols / BLOCK;
         &self.quads[quad * per_row..(quad + 1) * per_row]
     }
@@ -117,13 +218,14 @@ impl Q4_1Matrix {
     /// `x W_i^T` for each of `parts` (same `cols`): the activations are quantized once and all
     /// rows go through the thread pool in one round.
     pub fn forward_shared<const N: usize>(
-        parts: [&Q4_1Matrix; N],
+        parts: [&QuadMatrix<F>; N],
         x: &Tensor,
     ) -> Result<[Tensor; N]> {
         let cols = x.dim(D::Minus1)?;
         if let Some(p) = parts.iter().find(|p| p.cols != cols) {
             candle_core::bail!(
-                "Q4_1 matrix [{}, {}] times input of width {cols}",
+                "{:?} matrix [{}, {}] times input of width {cols}",
+                F::DTYPE,
                 p.rows,
                 p.cols
             );
@@ -138,7 +240,7 @@ impl Q4_1Matrix {
 
         // The quads of all parts in order, split into one contiguous range per thread.
         let total_quads: usize = parts.iter().map(|p| p.n_quads()).sum();
-        let quad_of = |global: usize| -> &[QuadBlock] {
+        let quad_of = |global: usize| -> &[F] {
             let mut q = global;
             for p in &parts {
                 if q < p.n_quads() {
@@ -169,7 +271,7 @@ impl Q4_1Matrix {
                 // The quad's weights stay in L1 while every token goes past them.
                 for (t, y) in activations.chunks_exact(blocks_per_row).enumerate() {
                     let at = t * width + local * QUAD;
-                    dst[at..at + QUAD].copy_from_slice(&dot4(weights, y));
+                    dst[at..at + QUAD].copy_from_slice(&F::dot4(weights, y));
                 }
             }
             // Each thread has its own slot: the lock is never contended.
@@ -203,7 +305,7 @@ impl Q4_1Matrix {
             first_row += p.n_quads() * QUAD;
         }
         <[Tensor; N]>::try_from(outputs)
-            .map_err(|_| candle_core::Error::Msg("Q4_1 projections lost an output".into()))
+            .map_err(|_| candle_core::Error::Msg("quantized projections lost an output".into()))
     }
 }
 
@@ -274,31 +376,6 @@ fn quantize_block_plain(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
     (d, q, q.iter().map(|&v| v as i32).sum())
 }
 
-/// The dot products of a quad's four rows with one row of activations.
-#[inline]
-fn dot4(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: this code is compiled only when AVX2 and FMA are enabled for the whole build
-        // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
-        unsafe { avx2::dot4(quads, y) }
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        dot4_plain(quads, y)
-    }
-}
-
 /// The plain definition, per row: `sum over blocks of d_w d_x sum(q_w q_x) + m_w s_x`.
 #[cfg_attr(
     all(
@@ -309,7 +386,7 @@ fn dot4(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
     ),
     allow(dead_code)
 )]
-fn dot4_plain(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
+fn dot4_q4_1_plain(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
     std::array::from_fn(|r| {
         quads
             .iter()
@@ -328,6 +405,33 @@ fn dot4_plain(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
     })
 }
 
+/// The plain definition, per row: `sum over blocks of d_w d_x sum(q_w q_x)`.
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ),
+    allow(dead_code)
+)]
+fn dot4_q8_0_plain(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+    std::array::from_fn(|r| {
+        quads
+            .iter()
+            .zip(y)
+            .map(|(w, x)| {
+                let mut sum = 0i32;
+                for j in 0..16 {
+                    sum += w.values[r][j] as i32 * x.low[j] as i32;
+                    sum += w.values[r][j + 16] as i32 * x.high[j] as i32;
+                }
+                sum as f32 * (w.scales[r].to_f32() * x.scales[0])
+            })
+            .sum()
+    })
+}
+
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -337,7 +441,7 @@ fn dot4_plain(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActivationBlock, BLOCK, QUAD, QuadBlock};
+    use super::{ActivationBlock, BLOCK, Q4_1Quad, Q8_0Quad, QUAD};
 
     /// The four f32 lanes summed.
     #[inline]
@@ -412,7 +516,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dot4(quads: &[QuadBlock], y: &[ActivationBlock]) -> [f32; QUAD] {
+    pub(super) fn dot4_q4_1(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
         let rows_01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
         let rows_23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
         let mut acc_01 = _mm256_setzero_ps();
@@ -457,6 +561,54 @@ mod avx2 {
             sum4(_mm256_extractf128_ps(acc_23, 1)) + minimum[3],
         ]
     }
+
+    /// One Q8_0 row's block against the activations: signed x signed through `maddubs` by
+    /// moving the weight's sign onto the activation.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q8_products(w: __m256i, x: __m256i) -> __m256 {
+        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(products, _mm256_set1_epi16(1)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dot4_q8_0(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        let mut acc = [_mm256_setzero_ps(); QUAD];
+        for (w, x) in quads.iter().zip(y) {
+            // SAFETY: whole-array loads from the references given (32 bytes of `low`/`high`,
+            // 4 f16 of `scales`, 32 bytes per row of `values`); none needs alignment.
+            let (low, high, scales, rows) = unsafe {
+                (
+                    _mm256_loadu_si256(x.low.as_ptr().cast()),
+                    _mm256_loadu_si256(x.high.as_ptr().cast()),
+                    _mm_loadl_epi64(w.scales.as_ptr().cast()),
+                    w.values.map(|row| _mm256_loadu_si256(row.as_ptr().cast())),
+                )
+            };
+            // [q0..q16 | q16..q32]: the activation block in order.
+            let xq = _mm256_permute2x128_si256(low, high, 0x20);
+            let scales = _mm_mul_ps(_mm_cvtph_ps(scales), _mm_set1_ps(x.scales[0]));
+            let mut lanes = [0f32; QUAD];
+            // SAFETY: `lanes` is 4 writable f32.
+            unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), scales) };
+            for r in 0..QUAD {
+                acc[r] =
+                    _mm256_fmadd_ps(q8_products(rows[r], xq), _mm256_set1_ps(lanes[r]), acc[r]);
+            }
+        }
+        acc.map(|a| sum8(a))
+    }
+
+    /// The eight f32 lanes summed.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn sum8(v: __m256) -> f32 {
+        sum4(_mm_add_ps(
+            _mm256_castps256_ps128(v),
+            _mm256_extractf128_ps(v, 1),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -465,12 +617,16 @@ mod tests {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module};
 
-    fn weights(rows: usize, cols: usize) -> QTensor {
+    fn weights_of(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 7919 % 211) as f32 / 105.0 - 1.0) * (1.0 + (i % 5) as f32))
             .collect();
         let t = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
-        QTensor::quantize(&t, GgmlDType::Q4_1).unwrap()
+        QTensor::quantize(&t, dtype).unwrap()
+    }
+
+    fn weights(rows: usize, cols: usize) -> QTensor {
+        weights_of(GgmlDType::Q4_1, rows, cols)
     }
 
     fn input(tokens: usize, cols: usize) -> Tensor {
@@ -504,6 +660,45 @@ mod tests {
             assert_eq!(got.dims(), expected.dims());
             let diff = relative_difference(&got, &expected);
             assert!(diff < 1e-5, "[{rows}, {cols}] x {tokens} tokens: {diff}");
+        }
+    }
+
+    #[test]
+    fn matches_candles_q8_0_matmul() {
+        // Widths that keep candle on its AVX2 Q8_0 path (per-32 activations like ours; at
+        // multiples of 256 a VNNI CPU takes its per-256 kernel instead).
+        for (rows, cols, tokens) in [(20, 64, 1), (22, 96, 1), (13, 160, 7)] {
+            let w = weights_of(GgmlDType::Q8_0, rows, cols);
+            let ours = Q8_0Matrix::from_qtensor(&w).unwrap().unwrap();
+            let x = input(tokens, cols);
+            let expected = QMatMul::from_qtensor(w).unwrap().forward(&x).unwrap();
+            let got = ours.forward(&x).unwrap();
+            assert_eq!(got.dims(), expected.dims());
+            let diff = relative_difference(&got, &expected);
+            assert!(diff < 1e-5, "[{rows}, {cols}] x {tokens} tokens: {diff}");
+        }
+    }
+
+    #[test]
+    fn the_simd_and_plain_q8_0_dot_products_agree() {
+        let w = Q8_0Matrix::from_qtensor(&weights_of(GgmlDType::Q8_0, 4, 256))
+            .unwrap()
+            .unwrap();
+        let values = input(1, 256)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let y = quantize_activations(&values);
+        let fast = Q8_0Quad::dot4(w.quad(0), &y);
+        let plain = dot4_q8_0_plain(w.quad(0), &y);
+        for r in 0..4 {
+            assert!(
+                (fast[r] - plain[r]).abs() <= 1e-5 * plain[r].abs().max(1.0),
+                "row {r}: {} vs {}",
+                fast[r],
+                plain[r]
+            );
         }
     }
 
@@ -559,8 +754,8 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         let y = quantize_activations(&values);
-        let fast = dot4(w.quad(0), &y);
-        let plain = dot4_plain(w.quad(0), &y);
+        let fast = Q4_1Quad::dot4(w.quad(0), &y);
+        let plain = dot4_q4_1_plain(w.quad(0), &y);
         for r in 0..4 {
             assert!(
                 (fast[r] - plain[r]).abs() <= 1e-5 * plain[r].abs().max(1.0),
