@@ -44,6 +44,11 @@ pub trait QuadFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
     fn set_row(&mut self, r: usize, bytes: &[u8]);
     /// The dot products of a quad's four rows with one row of activations.
     fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD];
+    /// The same for two rows of activations (two tokens); formats whose blocks are costly to
+    /// unpack share that work between them.
+    fn dot4x2(quads: &[Self], y0: &[ActivationBlock], y1: &[ActivationBlock]) -> [[f32; QUAD]; 2] {
+        [Self::dot4(quads, y0), Self::dot4(quads, y1)]
+    }
 }
 
 /// Q4_1 block `b` of four consecutive rows. Row `r`'s 32 weights are
@@ -108,6 +113,18 @@ impl QuadFormat for Q4_1Quad {
         {
             dot4_q4_1_plain(quads, y)
         }
+    }
+
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    #[inline]
+    fn dot4x2(quads: &[Self], y0: &[ActivationBlock], y1: &[ActivationBlock]) -> [[f32; QUAD]; 2] {
+        // SAFETY: as for `dot4`.
+        unsafe { avx2::dot4_q4_1_tokens(quads, [y0, y1]) }
     }
 }
 
@@ -268,10 +285,18 @@ impl<F: QuadFormat> QuadMatrix<F> {
             let mut dst = vec![0f32; tokens * width];
             for local in 0..n_quads {
                 let weights = quad_of(first_quad + local);
-                // The quad's weights stay in L1 while every token goes past them.
-                for (t, y) in activations.chunks_exact(blocks_per_row).enumerate() {
+                // The quad's weights stay in L1 while every token goes past them, two at a time.
+                let mut by_token = activations.chunks_exact(blocks_per_row).enumerate();
+                while let Some((t, y)) = by_token.next() {
                     let at = t * width + local * QUAD;
-                    dst[at..at + QUAD].copy_from_slice(&F::dot4(weights, y));
+                    match by_token.next() {
+                        Some((_, y1)) => {
+                            let [first, second] = F::dot4x2(weights, y, y1);
+                            dst[at..at + QUAD].copy_from_slice(&first);
+                            dst[at + width..at + width + QUAD].copy_from_slice(&second);
+                        }
+                        None => dst[at..at + QUAD].copy_from_slice(&F::dot4(weights, y)),
+                    }
                 }
             }
             // Each thread has its own slot: the lock is never contended.
@@ -451,14 +476,22 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
     }
 
-    /// Two rows' integer products with one activation block: the 32 nibble bytes of rows
-    /// `r` and `r + 1` against `low`/`high`, as 8 i32 lanes (4 per row).
+    /// The 32 nibble bytes of two rows as (low nibbles, high nibbles), one byte per value.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn pair_products(nibbles: __m256i, low: __m256i, high: __m256i) -> __m256 {
+    fn unpack(nibbles: __m256i) -> (__m256i, __m256i) {
         let mask = _mm256_set1_epi8(0x0F);
-        let lo = _mm256_and_si256(nibbles, mask);
-        let hi = _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), mask);
+        (
+            _mm256_and_si256(nibbles, mask),
+            _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), mask),
+        )
+    }
+
+    /// Two rows' integer products with one activation block (`lo`/`hi` from [`unpack`]), as 8
+    /// i32 lanes (4 per row).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn pair_products((lo, hi): (__m256i, __m256i), low: __m256i, high: __m256i) -> __m256 {
         // u8 x i8 pairs summed to i16: |2 * 15 * 127| twice still fits in i16.
         let sums = _mm256_add_epi16(
             _mm256_maddubs_epi16(lo, low),
@@ -517,49 +550,75 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn dot4_q4_1(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        let [out] = dot4_q4_1_tokens(quads, [y]);
+        out
+    }
+
+    /// A quad against `T` tokens' activations at once: each weight block is loaded and
+    /// unpacked once for all of them (prefill).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dot4_q4_1_tokens<const T: usize>(
+        quads: &[Q4_1Quad],
+        ys: [&[ActivationBlock]; T],
+    ) -> [[f32; QUAD]; T] {
         let rows_01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
         let rows_23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-        let mut acc_01 = _mm256_setzero_ps();
-        let mut acc_23 = _mm256_setzero_ps();
-        let mut acc_minimum = _mm256_setzero_ps();
-        for (w, x) in quads.iter().zip(y) {
-            // SAFETY: every load reads whole arrays of the references it is given (32 bytes of
-            // `low`/`high`, 8 f32 of `scales`, 8 f16 of `scales`, 64 bytes of `nibbles`); none
-            // needs alignment.
-            let (low, high, x_scales, w_scales, n_01, n_23) = unsafe {
+        let mut acc_01 = [_mm256_setzero_ps(); T];
+        let mut acc_23 = [_mm256_setzero_ps(); T];
+        let mut acc_minimum = [_mm256_setzero_ps(); T];
+        for (b, w) in quads.iter().enumerate() {
+            // SAFETY: whole-array loads from the references given (8 f16 of `scales`, 64 bytes
+            // of `nibbles`); none needs alignment.
+            let (w_scales, n_01, n_23) = unsafe {
                 let nibbles = w.nibbles.as_ptr().cast::<u8>();
                 (
-                    _mm256_loadu_si256(x.low.as_ptr().cast()),
-                    _mm256_loadu_si256(x.high.as_ptr().cast()),
-                    _mm256_loadu_ps(x.scales.as_ptr()),
-                    _mm_loadu_si128(w.scales.as_ptr().cast()),
-                    _mm256_loadu_si256(nibbles.cast()),
-                    _mm256_loadu_si256(nibbles.add(32).cast()),
+                    _mm256_cvtph_ps(_mm_loadu_si128(w.scales.as_ptr().cast())),
+                    unpack(_mm256_loadu_si256(nibbles.cast())),
+                    unpack(_mm256_loadu_si256(nibbles.add(32).cast())),
                 )
             };
-            // [d_w d_x for rows 0..4, m_w s_x for rows 0..4]
-            let scales = _mm256_mul_ps(_mm256_cvtph_ps(w_scales), x_scales);
-            acc_minimum = _mm256_add_ps(acc_minimum, scales);
-            acc_01 = _mm256_fmadd_ps(
-                pair_products(n_01, low, high),
-                _mm256_permutevar8x32_ps(scales, rows_01),
-                acc_01,
-            );
-            acc_23 = _mm256_fmadd_ps(
-                pair_products(n_23, low, high),
-                _mm256_permutevar8x32_ps(scales, rows_23),
-                acc_23,
-            );
+            for t in 0..T {
+                let x = &ys[t][b];
+                // SAFETY: 32 bytes of `low`/`high` and 8 f32 of `scales`; no alignment needed.
+                let (low, high, x_scales) = unsafe {
+                    (
+                        _mm256_loadu_si256(x.low.as_ptr().cast()),
+                        _mm256_loadu_si256(x.high.as_ptr().cast()),
+                        _mm256_loadu_ps(x.scales.as_ptr()),
+                    )
+                };
+                // [d_w d_x for rows 0..4, m_w s_x for rows 0..4]
+                let scales = _mm256_mul_ps(w_scales, x_scales);
+                acc_minimum[t] = _mm256_add_ps(acc_minimum[t], scales);
+                acc_01[t] = _mm256_fmadd_ps(
+                    pair_products(n_01, low, high),
+                    _mm256_permutevar8x32_ps(scales, rows_01),
+                    acc_01[t],
+                );
+                acc_23[t] = _mm256_fmadd_ps(
+                    pair_products(n_23, low, high),
+                    _mm256_permutevar8x32_ps(scales, rows_23),
+                    acc_23[t],
+                );
+            }
         }
-        let mut minimum = [0f32; QUAD];
-        // SAFETY: `minimum` is 4 writable f32.
-        unsafe { _mm_storeu_ps(minimum.as_mut_ptr(), _mm256_extractf128_ps(acc_minimum, 1)) };
-        [
-            sum4(_mm256_castps256_ps128(acc_01)) + minimum[0],
-            sum4(_mm256_extractf128_ps(acc_01, 1)) + minimum[1],
-            sum4(_mm256_castps256_ps128(acc_23)) + minimum[2],
-            sum4(_mm256_extractf128_ps(acc_23, 1)) + minimum[3],
-        ]
+        std::array::from_fn(|t| {
+            let mut minimum = [0f32; QUAD];
+            // SAFETY: `minimum` is 4 writable f32.
+            unsafe {
+                _mm_storeu_ps(
+                    minimum.as_mut_ptr(),
+                    _mm256_extractf128_ps(acc_minimum[t], 1),
+                )
+            };
+            [
+                sum4(_mm256_castps256_ps128(acc_01[t])) + minimum[0],
+                sum4(_mm256_extractf128_ps(acc_01[t], 1)) + minimum[1],
+                sum4(_mm256_castps256_ps128(acc_23[t])) + minimum[2],
+                sum4(_mm256_extractf128_ps(acc_23[t], 1)) + minimum[3],
+            ]
+        })
     }
 
     /// One Q8_0 row's block against the activations: signed x signed through `maddubs` by
