@@ -159,11 +159,31 @@ impl Linear {
     /// Prepares `weight` (`[out, in]`); with `pad`, its input width is padded to a multiple of
     /// 256 when that lets candle's fast kernel run.
     pub fn new(weight: Arc<QTensor>, pad: bool, device: &Device) -> Result<Self, LlmError> {
+        Self::prepare(weight, pad, true, device)
+    }
+
+    /// [`Linear::new`] for a projection that only ever multiplies one position at a time (the
+    /// output layer: only the last position's logits are computed), so no copy is kept for
+    /// prefill.
+    pub fn new_for_one_position(
+        weight: Arc<QTensor>,
+        pad: bool,
+        device: &Device,
+    ) -> Result<Self, LlmError> {
+        Self::prepare(weight, pad, false, device)
+    }
+
+    fn prepare(
+        weight: Arc<QTensor>,
+        pad: bool,
+        prefill_copy: bool,
+        device: &Device,
+    ) -> Result<Self, LlmError> {
         let (out_width, in_width) = weight.shape().dims2()?;
         if our_kernels_apply(device)
             && let Some(matrix) = OurMatrix::new(&weight)?
         {
-            let prefill = if pad {
+            let prefill = if pad && prefill_copy {
                 Some(CandleKernel::new(weight, pad, device)?)
             } else {
                 None

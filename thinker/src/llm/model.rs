@@ -210,10 +210,11 @@ impl GgufWeights {
         let pad = fast_q8_kernel_available();
         let embeddings = Arc::new(tensor("token_embd.weight")?);
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, config.rms_norm_eps)?;
-        // Small models tie the output projection to the embedding table.
+        // Small models tie the output projection to the embedding table. Only the last
+        // position's logits are ever computed.
         let output = match tensor("output.weight") {
-            Ok(t) => Linear::new(Arc::new(t), pad, device)?,
-            Err(_) => Linear::new(Arc::clone(&embeddings), pad, device)?,
+            Ok(t) => Linear::new_for_one_position(Arc::new(t), pad, device)?,
+            Err(_) => Linear::new_for_one_position(Arc::clone(&embeddings), pad, device)?,
         };
         let mut blocks = Vec::with_capacity(config.block_count);
         for i in 0..config.block_count {
