@@ -46,7 +46,7 @@ pub fn fast_q8_kernel_available() -> bool {
 }
 
 /// The input width `width` is padded to when `pad` is on.
-pub fn padded_width(width: usize, pad: bool) -> usize {
+fn padded_width(width: usize, pad: bool) -> usize {
     if pad {
         width.next_multiple_of(FAST_KERNEL_WIDTH)
     } else {
@@ -131,6 +131,24 @@ impl OurMatrix {
             Self::Q8_0(m) => m.forward(x),
         }
     }
+
+    /// The fused product of `parts` if they are all of one format.
+    fn forward_shared<const N: usize>(
+        parts: [&OurMatrix; N],
+        x: &Tensor,
+    ) -> Option<candle_core::Result<[Tensor; N]>> {
+        if let Some(m) = all_some(parts.map(|p| match p {
+            Self::Q4_1(m) => Some(m),
+            Self::Q8_0(_) => None,
+        })) {
+            return Some(Q4_1Matrix::forward_shared(m, x));
+        }
+        let m = all_some(parts.map(|p| match p {
+            Self::Q8_0(m) => Some(m),
+            Self::Q4_1(_) => None,
+        }))?;
+        Some(Q8_0Matrix::forward_shared(m, x))
+    }
 }
 
 /// Which code multiplies.
@@ -147,12 +165,12 @@ enum Kernel {
     },
 }
 
-/// A projection `x -> x W^T` whose input is `in_width` wide (zero-padded if the weight is).
+/// A projection `x -> x W^T`; any zero padding a kernel needs is added inside.
 #[derive(Debug)]
 pub struct Linear {
     kernel: Kernel,
+    /// The weight's input width (before padding).
     in_width: usize,
-    out_width: usize,
 }
 
 impl Linear {
@@ -179,7 +197,7 @@ impl Linear {
         prefill_copy: bool,
         device: &Device,
     ) -> Result<Self, LlmError> {
-        let (out_width, in_width) = weight.shape().dims2()?;
+        let (_, in_width) = weight.shape().dims2()?;
         if our_kernels_apply(device)
             && let Some(matrix) = OurMatrix::new(&weight)?
         {
@@ -191,24 +209,12 @@ impl Linear {
             return Ok(Self {
                 kernel: Kernel::Ours { matrix, prefill },
                 in_width,
-                out_width,
             });
         }
-        let kernel = CandleKernel::new(weight, pad, device)?;
         Ok(Self {
-            in_width: kernel.in_width,
-            kernel: Kernel::Candle(kernel),
-            out_width,
+            kernel: Kernel::Candle(CandleKernel::new(weight, pad, device)?),
+            in_width,
         })
-    }
-
-    /// Width of the input this projection takes (after padding).
-    pub fn in_width(&self) -> usize {
-        self.in_width
-    }
-
-    pub fn out_width(&self) -> usize {
-        self.out_width
     }
 
     /// The candle kernel that multiplies `tokens` positions, if candle's does.
@@ -222,12 +228,13 @@ impl Linear {
         }
     }
 
-    /// `x` (`[.., in_width]`, padded with [`pad_last`]) times the weight.
+    /// `x` (`[.., in_width]`) times the weight.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match (&self.kernel, self.candle_kernel(positions(x))) {
-            (_, Some(k)) => k.forward(x),
-            (Kernel::Ours { matrix, .. }, None) => matrix.forward(x),
-            (Kernel::Candle(k), None) => k.forward(x),
+        match (self.candle_kernel(positions(x)), &self.kernel) {
+            (Some(k), _) => k.forward(x),
+            (None, Kernel::Ours { matrix, .. }) => matrix.forward(x),
+            // `candle_kernel` always gives a candle weight its kernel.
+            (None, Kernel::Candle(k)) => k.forward(x),
         }
     }
 
@@ -240,19 +247,9 @@ impl Linear {
         let tokens = positions(x);
         if parts.iter().all(|p| p.in_width == width) {
             let candle = all_some(parts.map(|p| p.candle_kernel(tokens)));
-            let q4_1 = all_some(parts.map(|p| match &p.kernel {
-                Kernel::Ours {
-                    matrix: OurMatrix::Q4_1(m),
-                    ..
-                } => Some(m),
-                _ => None,
-            }));
-            let q8_0 = all_some(parts.map(|p| match &p.kernel {
-                Kernel::Ours {
-                    matrix: OurMatrix::Q8_0(m),
-                    ..
-                } => Some(m),
-                _ => None,
+            let ours = all_some(parts.map(|p| match &p.kernel {
+                Kernel::Ours { matrix, .. } => Some(matrix),
+                Kernel::Candle(_) => None,
             }));
             if let Some(kernels) = candle
                 && kernels.iter().all(|k| {
@@ -269,10 +266,10 @@ impl Linear {
                 {
                     return Ok(outs);
                 }
-            } else if let Some(matrices) = q4_1 {
-                return Q4_1Matrix::forward_shared(matrices, x);
-            } else if let Some(matrices) = q8_0 {
-                return Q8_0Matrix::forward_shared(matrices, x);
+            } else if let Some(matrices) = ours
+                && let Some(outs) = OurMatrix::forward_shared(matrices, x)
+            {
+                return outs;
             }
         }
         let mut outs = Vec::with_capacity(N);
@@ -297,7 +294,7 @@ fn all_some<T, const N: usize>(items: [Option<T>; N]) -> Option<[T; N]> {
 }
 
 /// `x` with zeros appended along the last dimension up to `width` (itself if already that wide).
-pub fn pad_last(x: &Tensor, width: usize) -> candle_core::Result<Tensor> {
+fn pad_last(x: &Tensor, width: usize) -> candle_core::Result<Tensor> {
     let current = x.dim(D::Minus1)?;
     if current >= width {
         return Ok(x.clone());

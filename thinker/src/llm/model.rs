@@ -15,7 +15,7 @@ use candle_transformers::quantized_nn::RmsNorm;
 use std::sync::Arc;
 
 use super::LlmError;
-use super::linear::{Linear, fast_q8_kernel_available, pad_last};
+use super::linear::{Linear, fast_q8_kernel_available};
 
 /// The architecture parameters read from GGUF metadata.
 #[derive(Debug, Clone)]
@@ -375,7 +375,7 @@ impl GgufModel {
         let max_len = cfg.context_length;
         for (block, cache) in w.blocks.iter().zip(&mut self.caches) {
             let residual = &x;
-            let xn = pad_last(&block.attn_norm.forward(&x)?, block.wq.in_width())?;
+            let xn = block.attn_norm.forward(&x)?;
             let [q, k, v] = Linear::forward_shared([&block.wq, &block.wk, &block.wv], &xn)?;
             let q = add_bias(q, &block.bq)?;
             let k = add_bias(k, &block.bk)?;
@@ -412,20 +412,16 @@ impl GgufModel {
                 .reshape((1, h, t, d))?
                 .transpose(1, 2)?
                 .reshape((1, t, h * d))?;
-            let y = pad_last(&y, block.wo.in_width())?;
             let x1 = (block.wo.forward(&y)? + residual)?;
-            let xn = pad_last(&block.ffn_norm.forward(&x1)?, block.w_gate.in_width())?;
+            let xn = block.ffn_norm.forward(&x1)?;
             let [gate, up] = Linear::forward_shared([&block.w_gate, &block.w_up], &xn)?;
-            let hidden = pad_last(
-                &(candle_nn::ops::silu(&gate)? * up)?,
-                block.w_down.in_width(),
-            )?;
+            let hidden = (candle_nn::ops::silu(&gate)? * up)?;
             x = (block.w_down.forward(&hidden)? + x1)?;
         }
         self.position = start + t;
         // Only the last position's logits are needed.
         let last = x.i((.., t - 1..t, ..))?;
-        let last = pad_last(&w.norm.forward(&last)?, w.output.in_width())?;
+        let last = w.norm.forward(&last)?;
         let logits = w.output.forward(&last)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
     }
