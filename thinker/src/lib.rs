@@ -9,6 +9,13 @@
 pub mod llm;
 pub mod qwen;
 pub mod seam;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod simd;
 pub mod stream;
 pub mod vad;
 pub mod whisper;

@@ -33,6 +33,23 @@ const Q8_0_BYTES: usize = 34;
 /// Weight rows stored and computed together against one activation block.
 const QUAD: usize = 4;
 
+// The kernels: AVX2 where the build enables it (see `crate::simd`), the plain definitions
+// elsewhere. Both modules have the same functions.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+use avx2 as kernels;
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+)))]
+use plain as kernels;
+
 /// One weight format's block of four rows: how it is read from GGUF bytes and multiplied.
 pub trait QuadFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
     const DTYPE: GgmlDType;
@@ -93,38 +110,12 @@ impl QuadFormat for Q4_1Quad {
 
     #[inline]
     fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD] {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        ))]
-        {
-            // SAFETY: compiled only when AVX2, FMA and F16C are enabled for the whole build
-            // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
-            unsafe { avx2::dot4_q4_1(quads, y) }
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        )))]
-        {
-            dot4_q4_1_plain(quads, y)
-        }
+        kernels::dot4_q4_1(quads, y)
     }
 
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
     #[inline]
     fn dot4x2(quads: &[Self], y0: &[ActivationBlock], y1: &[ActivationBlock]) -> [[f32; QUAD]; 2] {
-        // SAFETY: as for `dot4`.
-        unsafe { avx2::dot4_q4_1_tokens(quads, [y0, y1]) }
+        kernels::dot4_q4_1_tokens(quads, [y0, y1])
     }
 }
 
@@ -145,25 +136,7 @@ impl QuadFormat for Q8_0Quad {
 
     #[inline]
     fn dot4(quads: &[Self], y: &[ActivationBlock]) -> [f32; QUAD] {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        ))]
-        {
-            // SAFETY: as for Q4_1 above.
-            unsafe { avx2::dot4_q8_0(quads, y) }
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        )))]
-        {
-            dot4_q8_0_plain(quads, y)
-        }
+        kernels::dot4_q8_0(quads, y)
     }
 }
 
@@ -207,14 +180,6 @@ impl<F: QuadFormat> QuadMatrix<F> {
             quads[(row / QUAD) * per_row + b].set_row(row % QUAD, block);
         }
         Ok(Some(Self { quads, rows, cols }))
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
     }
 
     fn n_quads(&self) -> usize {
@@ -337,11 +302,11 @@ impl<F: QuadFormat> QuadMatrix<F> {
 /// Q8_1 blocks of `values` (a whole number of blocks), as llama.cpp and candle make them
 /// (scale and scaled sum rounded to f16), so results match their Q4_1 paths.
 fn quantize_activations(values: &[f32]) -> Vec<ActivationBlock> {
-    values
-        .chunks_exact(BLOCK)
+    let (blocks, _) = values.as_chunks::<BLOCK>();
+    blocks
+        .iter()
         .map(|x| {
-            let x: &[f32; BLOCK] = x.try_into().expect("chunks_exact yields whole blocks");
-            let (d, q, sum) = quantize_block(x);
+            let (d, q, sum) = kernels::quantize_block(x);
             let d = f16::from_f32(d);
             let s = f16::from_f32(sum as f32) * d;
             let mut block = ActivationBlock {
@@ -358,103 +323,75 @@ fn quantize_activations(values: &[f32]) -> Vec<ActivationBlock> {
         .collect()
 }
 
-/// One block's scale `d = max|x| / 127`, its values `round(x / d)` (ties to even, as in
-/// llama.cpp's SIMD quantization; candle's scalar code rounds them away from zero) and their sum.
-#[inline]
-fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
-    #[cfg(all(
+/// The plain definitions, for targets without AVX2 and as the reference in tests.
+#[cfg_attr(
+    all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma",
         target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: compiled only when the whole build enables these features (see `dot4`).
-        unsafe { avx2::quantize_block(x) }
+    ),
+    allow(dead_code)
+)]
+mod plain {
+    use super::{ActivationBlock, BLOCK, Q4_1Quad, Q8_0Quad, QUAD};
+
+    /// One block's scale `d = max|x| / 127`, its values `round(x / d)` (ties to even, as in
+    /// llama.cpp's SIMD quantization; candle's scalar code rounds them away from zero) and
+    /// their sum.
+    pub(super) fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+        // |x * inverse| <= 127 by construction of d.
+        let q: [i8; BLOCK] = std::array::from_fn(|i| (x[i] * inverse).round_ties_even() as i8);
+        (d, q, q.iter().map(|&v| v as i32).sum())
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        quantize_block_plain(x)
+
+    /// Per row: `sum over blocks of d_w d_x sum(q_w q_x) + m_w s_x`.
+    pub(super) fn dot4_q4_1(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        std::array::from_fn(|r| {
+            quads
+                .iter()
+                .zip(y)
+                .map(|(w, x)| {
+                    let mut sum = 0i32;
+                    for j in 0..16 {
+                        sum += (w.nibbles[r][j] & 0x0F) as i32 * x.low[j] as i32;
+                        sum += (w.nibbles[r][j] >> 4) as i32 * x.high[j] as i32;
+                    }
+                    let scale = w.scales[r].to_f32() * x.scales[0];
+                    let minimum = w.scales[QUAD + r].to_f32() * x.scales[QUAD];
+                    sum as f32 * scale + minimum
+                })
+                .sum()
+        })
     }
-}
 
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ),
-    allow(dead_code)
-)]
-fn quantize_block_plain(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
-    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let d = amax / 127.0;
-    let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
-    // |x * inverse| <= 127 by construction of d.
-    let q: [i8; BLOCK] = std::array::from_fn(|i| (x[i] * inverse).round_ties_even() as i8);
-    (d, q, q.iter().map(|&v| v as i32).sum())
-}
+    pub(super) fn dot4_q4_1_tokens<const T: usize>(
+        quads: &[Q4_1Quad],
+        ys: [&[ActivationBlock]; T],
+    ) -> [[f32; QUAD]; T] {
+        ys.map(|y| dot4_q4_1(quads, y))
+    }
 
-/// The plain definition, per row: `sum over blocks of d_w d_x sum(q_w q_x) + m_w s_x`.
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ),
-    allow(dead_code)
-)]
-fn dot4_q4_1_plain(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
-    std::array::from_fn(|r| {
-        quads
-            .iter()
-            .zip(y)
-            .map(|(w, x)| {
-                let mut sum = 0i32;
-                for j in 0..16 {
-                    sum += (w.nibbles[r][j] & 0x0F) as i32 * x.low[j] as i32;
-                    sum += (w.nibbles[r][j] >> 4) as i32 * x.high[j] as i32;
-                }
-                let scale = w.scales[r].to_f32() * x.scales[0];
-                let minimum = w.scales[QUAD + r].to_f32() * x.scales[QUAD];
-                sum as f32 * scale + minimum
-            })
-            .sum()
-    })
-}
-
-/// The plain definition, per row: `sum over blocks of d_w d_x sum(q_w q_x)`.
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ),
-    allow(dead_code)
-)]
-fn dot4_q8_0_plain(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
-    std::array::from_fn(|r| {
-        quads
-            .iter()
-            .zip(y)
-            .map(|(w, x)| {
-                let mut sum = 0i32;
-                for j in 0..16 {
-                    sum += w.values[r][j] as i32 * x.low[j] as i32;
-                    sum += w.values[r][j + 16] as i32 * x.high[j] as i32;
-                }
-                sum as f32 * (w.scales[r].to_f32() * x.scales[0])
-            })
-            .sum()
-    })
+    /// Per row: `sum over blocks of d_w d_x sum(q_w q_x)`.
+    pub(super) fn dot4_q8_0(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        std::array::from_fn(|r| {
+            quads
+                .iter()
+                .zip(y)
+                .map(|(w, x)| {
+                    let mut sum = 0i32;
+                    for j in 0..16 {
+                        sum += w.values[r][j] as i32 * x.low[j] as i32;
+                        sum += w.values[r][j + 16] as i32 * x.high[j] as i32;
+                    }
+                    sum as f32 * (w.scales[r].to_f32() * x.scales[0])
+                })
+                .sum()
+        })
+    }
 }
 
 #[cfg(all(
@@ -467,13 +404,30 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{ActivationBlock, BLOCK, Q4_1Quad, Q8_0Quad, QUAD};
+    use crate::simd::{sum4, sum8};
 
-    /// The four f32 lanes summed.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn sum4(v: __m128) -> f32 {
-        let pair = _mm_add_ps(v, _mm_movehl_ps(v, v));
-        _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+    // SAFETY (every `unsafe` call of a `_simd` function below): this module is compiled only
+    // when the whole build enables AVX2, FMA and F16C, so the binary already requires a CPU
+    // that has them.
+
+    pub(super) fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+        unsafe { quantize_block_simd(x) }
+    }
+
+    pub(super) fn dot4_q4_1(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        let [out] = unsafe { dot4_q4_1_tokens_simd(quads, [y]) };
+        out
+    }
+
+    pub(super) fn dot4_q4_1_tokens<const T: usize>(
+        quads: &[Q4_1Quad],
+        ys: [&[ActivationBlock]; T],
+    ) -> [[f32; QUAD]; T] {
+        unsafe { dot4_q4_1_tokens_simd(quads, ys) }
+    }
+
+    pub(super) fn dot4_q8_0(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+        unsafe { dot4_q8_0_simd(quads, y) }
     }
 
     /// The 32 nibble bytes of two rows as (low nibbles, high nibbles), one byte per value.
@@ -502,7 +456,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn quantize_block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+    fn quantize_block_simd(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
         // SAFETY: four loads of 8 f32 from a 32-f32 array; no alignment needed.
         let v: [__m256; 4] =
             std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
@@ -547,18 +501,11 @@ mod avx2 {
         (d, q, sum)
     }
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dot4_q4_1(quads: &[Q4_1Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
-        let [out] = dot4_q4_1_tokens(quads, [y]);
-        out
-    }
-
     /// A quad against `T` tokens' activations at once: each weight block is loaded and
     /// unpacked once for all of them (prefill).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dot4_q4_1_tokens<const T: usize>(
+    fn dot4_q4_1_tokens_simd<const T: usize>(
         quads: &[Q4_1Quad],
         ys: [&[ActivationBlock]; T],
     ) -> [[f32; QUAD]; T] {
@@ -632,7 +579,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dot4_q8_0(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
+    fn dot4_q8_0_simd(quads: &[Q8_0Quad], y: &[ActivationBlock]) -> [f32; QUAD] {
         let mut acc = [_mm256_setzero_ps(); QUAD];
         for (w, x) in quads.iter().zip(y) {
             // SAFETY: whole-array loads from the references given (32 bytes of `low`/`high`,
@@ -657,16 +604,6 @@ mod avx2 {
             }
         }
         acc.map(|a| sum8(a))
-    }
-
-    /// The eight f32 lanes summed.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn sum8(v: __m256) -> f32 {
-        sum4(_mm_add_ps(
-            _mm256_castps256_ps128(v),
-            _mm256_extractf128_ps(v, 1),
-        ))
     }
 }
 
@@ -749,8 +686,8 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         let y = quantize_activations(&values);
-        let fast = Q8_0Quad::dot4(w.quad(0), &y);
-        let plain = dot4_q8_0_plain(w.quad(0), &y);
+        let fast = kernels::dot4_q8_0(w.quad(0), &y);
+        let plain = plain::dot4_q8_0(w.quad(0), &y);
         for r in 0..4 {
             assert!(
                 (fast[r] - plain[r]).abs() <= 1e-5 * plain[r].abs().max(1.0),
@@ -789,8 +726,8 @@ mod tests {
         for scale in [0.0f32, 1e-3, 1.0, 250.0] {
             let x: [f32; BLOCK] = std::array::from_fn(|i| (i as f32 * 0.61).sin() * scale);
             assert_eq!(
-                quantize_block(&x),
-                quantize_block_plain(&x),
+                kernels::quantize_block(&x),
+                plain::quantize_block(&x),
                 "scale {scale}"
             );
         }
@@ -799,9 +736,9 @@ mod tests {
         x[0] = 127.0;
         x[1] = 2.5;
         x[2] = -3.5;
-        let (d, q, sum) = quantize_block(&x);
+        let (d, q, sum) = kernels::quantize_block(&x);
         assert_eq!((d, q[1], q[2], sum), (1.0, 2, -4, 125));
-        assert_eq!(quantize_block_plain(&x), (d, q, sum));
+        assert_eq!(plain::quantize_block(&x), (d, q, sum));
     }
 
     #[test]
@@ -813,8 +750,8 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         let y = quantize_activations(&values);
-        let fast = Q4_1Quad::dot4(w.quad(0), &y);
-        let plain = dot4_q4_1_plain(w.quad(0), &y);
+        let fast = kernels::dot4_q4_1(w.quad(0), &y);
+        let plain = plain::dot4_q4_1(w.quad(0), &y);
         for r in 0..4 {
             assert!(
                 (fast[r] - plain[r]).abs() <= 1e-5 * plain[r].abs().max(1.0),

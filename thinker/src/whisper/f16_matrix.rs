@@ -111,32 +111,48 @@ impl F16Matrix {
     }
 }
 
-/// `row . vector` with the row widened from f16 as it is read.
-#[inline]
-fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
-    #[cfg(all(
+// `row . vector` with the row widened from f16 as it is read: AVX2 where the build enables it
+// (see `crate::simd`), the plain definition elsewhere.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+use avx2::dot_f16;
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+)))]
+use plain::dot_f16;
+
+#[cfg_attr(
+    all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma",
         target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: compiled only when the whole build enables these features
-        // (`.cargo/config.toml`), so the binary already requires a CPU that has them.
-        unsafe { simd::dot_f16(row, vector) }
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        use half::slice::HalfFloatSliceExt;
-        let mut row32 = vec![0f32; row.len()];
-        // Vectorised widening where the target has it; exact.
-        row.convert_to_f32_slice(&mut row32);
-        dot(&row32, vector)
+    ),
+    allow(dead_code)
+)]
+mod plain {
+    use half::f16;
+    use half::slice::HalfFloatSliceExt;
+
+    /// Widens 32 values at a time into a stack buffer (vectorised where the target has it;
+    /// exact) and takes their dot product.
+    pub(super) fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
+        let mut widened = [0f32; 32];
+        row.chunks(32)
+            .zip(vector.chunks(32))
+            .map(|(w, v)| {
+                let widened = &mut widened[..w.len()];
+                w.convert_to_f32_slice(widened);
+                super::dot(widened, v)
+            })
+            .sum()
     }
 }
 
@@ -146,14 +162,22 @@ fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
     target_feature = "fma",
     target_feature = "f16c"
 ))]
-mod simd {
+mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
+
+    use crate::simd::sum8;
+
+    pub(super) fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
+        // SAFETY: this module is compiled only when the whole build enables AVX2, FMA and F16C,
+        // so the binary already requires a CPU that has them.
+        unsafe { dot_f16_simd(row, vector) }
+    }
 
     /// Four chains of 8-wide FMAs over 32 values at a time, then the tail.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dot_f16(row: &[f16], vector: &[f32]) -> f32 {
+    fn dot_f16_simd(row: &[f16], vector: &[f32]) -> f32 {
         let n = row.len().min(vector.len());
         let whole = n - n % 32;
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -173,15 +197,12 @@ mod simd {
             i += 32;
         }
         let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let quad = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-        let total = _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
         let tail: f32 = row[whole..n]
             .iter()
             .zip(&vector[whole..n])
             .map(|(w, v)| w.to_f32() * v)
             .sum();
-        total + tail
+        sum8(sum) + tail
     }
 }
 
