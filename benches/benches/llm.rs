@@ -111,10 +111,4 @@ fn prefill(c: &mut Criterion) {
 
 criterion_group!(benches, decode, prefill);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(benches);

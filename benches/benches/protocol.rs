@@ -59,10 +59,4 @@ fn binary_frame_round_trip(c: &mut Criterion) {
 
 criterion_group!(benches, json_delta_round_trip, binary_frame_round_trip);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(benches);

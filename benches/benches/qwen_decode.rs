@@ -144,10 +144,4 @@ fn bench_full_depth(c: &mut Criterion) {
 
 criterion_group!(qwen_decode, bench_session, bench_full_depth);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    qwen_decode();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(qwen_decode);

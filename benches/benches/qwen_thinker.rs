@@ -117,10 +117,4 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(qwen_thinker, benches);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    qwen_thinker();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(qwen_thinker);

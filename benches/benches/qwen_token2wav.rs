@@ -68,10 +68,4 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(qwen_token2wav, benches);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    qwen_token2wav();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(qwen_token2wav);

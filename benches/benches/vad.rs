@@ -76,10 +76,4 @@ fn endpointer(c: &mut Criterion) {
 
 criterion_group!(benches, silero, endpointer);
 
-fn main() {
-    // SAFETY: first thing in main, before any other thread exists. The benchmarks run with
-    // candle's thread count fixed, as the `parley` binary does.
-    unsafe { parley_models::compute_threads::pin_compute_threads() };
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+parley_benches::bench_main!(benches);
